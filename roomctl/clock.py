@@ -1,0 +1,96 @@
+"""Clocks: the runner and drivers take one, so tests and simulations never really sleep.
+
+Times are seconds as floats. `RealClock` uses the wall clock (epoch seconds) so that a
+session's event times survive a restart of the service; sleeping always targets an
+absolute deadline, so lateness never accumulates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Seconds; only differences and ordering matter."""
+        ...
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Return at (or just after) ``deadline``; at once if it has passed."""
+        ...
+
+
+class RealClock:
+    """Wall-clock time (epoch seconds), sleeping on the event loop."""
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        # Sleep most of the way on the loop, then re-check: wall time may have been adjusted.
+        while True:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(remaining)
+
+
+class VirtualClock:
+    """Time that moves only when told to (`advance`, `advance_to`, `run_until_idle`).
+
+    Sleepers wake in deadline order, each seeing ``now()`` equal to its deadline, so a
+    simulation observes exactly the times a real run would aim for.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    async def sleep_until(self, deadline: float) -> None:
+        if deadline <= self._now:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (deadline, next(self._seq), fut))
+        await fut
+
+    def next_deadline(self) -> float | None:
+        self._drop_cancelled()
+        return self._sleepers[0][0] if self._sleepers else None
+
+    async def advance_to(self, t: float) -> None:
+        """Move time to ``t``, waking every sleeper due on the way, in order."""
+        await _settle()
+        while True:
+            nxt = self.next_deadline()
+            if nxt is None or nxt > t:
+                break
+            self._now = max(self._now, nxt)
+            while self._sleepers and self._sleepers[0][0] <= self._now:
+                _, _, fut = heapq.heappop(self._sleepers)
+                if not fut.done():
+                    fut.set_result(None)
+            await _settle()
+        self._now = max(self._now, t)
+        await _settle()
+
+    async def advance(self, dt: float) -> None:
+        await self.advance_to(self._now + dt)
+
+    def _drop_cancelled(self) -> None:
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)
+
+
+async def _settle(rounds: int = 20) -> None:
+    """Let woken tasks run until they block again (a few loop iterations)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
