@@ -1,0 +1,493 @@
+"""Presets: the timed shape of a session, as clinics write them in YAML.
+
+One frozen, strict pydantic model is used for files and for the API alike. `load_preset`
+and `parse_preset` turn every mistake into a `PresetProblem` naming the file, the phase and
+the field, and report all of a file's problems at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from roomctl import units
+
+
+def _duration(value: object) -> float:
+    return units.parse_duration_s(value)
+
+
+def _kelvin(value: object) -> int:
+    return units.parse_kelvin(value)
+
+
+# A duration in seconds, written in YAML as "45s", "15m" or "1h30m".
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    PlainSerializer(units.format_duration, return_type=str, when_used="json-unless-none"),
+    Field(json_schema_extra={"examples": ["45s", "15m", "1h30m"]}),
+]
+PositiveDuration = Annotated[Duration, Field(gt=0)]
+NonNegativeDuration = Annotated[Duration, Field(ge=0)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Kelvin = Annotated[
+    int,
+    BeforeValidator(_kelvin),
+    PlainSerializer(lambda k: f"{k}K", return_type=str, when_used="json-unless-none"),
+    Field(ge=units.KELVIN_MIN, le=units.KELVIN_MAX, json_schema_extra={"examples": ["2700K"]}),
+]
+HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#ff9a3c"])]
+PhaseId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)]
+
+_STRICT = ConfigDict(frozen=True, extra="forbid")
+
+
+class PhaseKind(StrEnum):
+    PREPARATION = "preparation"
+    DOSING = "dosing"
+    JOURNEY = "journey"
+    RETURN = "return"
+    INTEGRATION = "integration"
+    CUSTOM = "custom"
+
+
+class Advance(StrEnum):
+    AUTO = "auto"
+    MANUAL = "manual"
+
+
+class PhaseLights(BaseModel):
+    model_config = _STRICT
+
+    brightness: Percent
+    color_temp: Kelvin | None = None
+    color: HexColor | None = None
+    transition: NonNegativeDuration = 10.0
+
+    @model_validator(mode="after")
+    def _one_colour(self) -> PhaseLights:
+        if self.color is not None and self.color_temp is not None:
+            raise ValueError("set either color or color_temp, not both")
+        return self
+
+
+class PhaseMusic(BaseModel):
+    model_config = _STRICT
+
+    playlist: Annotated[str, Field(min_length=1, max_length=80)] | None = None
+    volume: Percent = 50.0
+    fade_in: NonNegativeDuration = 10.0
+    crossfade: NonNegativeDuration = 8.0
+
+
+class Cue(BaseModel):
+    """A reminder for the therapist, due `at` after the phase starts or `since_dose` after the
+    dose. Shown on the tablet only; never a sound in the room."""
+
+    model_config = _STRICT
+
+    at: NonNegativeDuration | None = None
+    since_dose: NonNegativeDuration | None = None
+    text: Annotated[str, Field(min_length=1, max_length=200)]
+
+    @model_validator(mode="after")
+    def _one_anchor(self) -> Cue:
+        if (self.at is None) == (self.since_dose is None):
+            raise ValueError("give exactly one of at or since_dose")
+        return self
+
+
+class Phase(BaseModel):
+    model_config = _STRICT
+
+    id: PhaseId
+    kind: PhaseKind
+    title: Annotated[str, Field(min_length=1, max_length=80)] | None = None
+    advance: Advance = Advance.AUTO
+    duration: PositiveDuration | None = None
+    planned: PositiveDuration | None = None
+    lights: PhaseLights | None = None
+    music: PhaseMusic | None = None
+    cues: tuple[Cue, ...] = ()
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.id.replace("-", " ").replace("_", " ").capitalize()
+
+    @property
+    def planned_s(self) -> float | None:
+        """How long the phase is expected to last: its duration, or a manual phase's guide."""
+        return self.duration if self.advance is Advance.AUTO else self.planned
+
+    @model_validator(mode="after")
+    def _timing(self) -> Phase:
+        problems = _timing_problems(
+            self.advance, self.duration, self.planned,
+            [(i, c.at) for i, c in enumerate(self.cues) if c.at is not None],
+        )
+        if problems:
+            raise _Problems(problems)
+        return self
+
+
+def _timing_problems(
+    advance: Advance, duration: float | None, planned: float | None, cue_ats: list[tuple[int, float]]
+) -> list[str]:
+    problems: list[str] = []
+    if advance is Advance.AUTO:
+        if duration is None:
+            problems.append("duration: an auto phase needs a duration (or advance: manual)")
+        if planned is not None:
+            problems.append("planned: only a manual phase has a planned time; use duration")
+    elif duration is not None:
+        problems.append("duration: a manual phase waits for the therapist; use planned")
+    length = duration if advance is Advance.AUTO else planned
+    if length is not None:
+        for i, at in cue_ats:
+            if at >= length:
+                problems.append(
+                    f"cues[{i}].at: {units.format_duration(at)} is outside the phase "
+                    f"({units.format_duration(length)} long)"
+                )
+    return problems
+
+
+class Preset(BaseModel):
+    """A session's shape: phases in order, each with lights, music and reminders."""
+
+    model_config = _STRICT
+
+    name: Annotated[str, Field(min_length=1, max_length=80)]
+    description: Annotated[str, Field(max_length=2000)] = ""
+    phases: Annotated[tuple[Phase, ...], Field(min_length=1)]
+
+    @field_validator("phases", mode="after")
+    @classmethod
+    def _unique_ids(cls, phases: tuple[Phase, ...]) -> tuple[Phase, ...]:
+        seen: set[str] = set()
+        for p in phases:
+            if p.id in seen:
+                raise ValueError(f"phase id '{p.id}' is used twice")
+            seen.add(p.id)
+        return phases
+
+    @model_validator(mode="after")
+    def _dose_cues(self) -> Preset:
+        problems = _dose_cue_problems(self.phases)
+        if problems:
+            raise _Problems(problems)
+        return self
+
+    def phase_index(self, phase_id: str) -> int:
+        for i, p in enumerate(self.phases):
+            if p.id == phase_id:
+                return i
+        raise KeyError(phase_id)
+
+    @property
+    def dosing_index(self) -> int | None:
+        return next((i for i, p in enumerate(self.phases) if p.kind is PhaseKind.DOSING), None)
+
+    def planned_total_s(self) -> float:
+        return sum(p.planned_s or 0.0 for p in self.phases)
+
+    def playlists(self) -> list[str]:
+        names = [p.music.playlist for p in self.phases if p.music and p.music.playlist]
+        return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class _PhaseOutline:
+    """What the cross-phase rules need of a phase; built from models or, best effort, raw data."""
+
+    id: str
+    is_dosing: bool
+    planned_s: float | None
+    dose_cues: tuple[tuple[int, float], ...]  # (cue index, since_dose seconds)
+
+
+def _dose_cue_problems(phases: tuple[Phase, ...]) -> list[str]:
+    return _outline_problems([
+        _PhaseOutline(p.id, p.kind is PhaseKind.DOSING, p.planned_s,
+                      tuple((i, c.since_dose) for i, c in enumerate(p.cues) if c.since_dose is not None))
+        for p in phases
+    ])
+
+
+def _outline_problems(phases: list[_PhaseOutline]) -> list[str]:
+    """`since_dose` cues need a dosing phase, and must fall inside their phase's planned span."""
+    problems: list[str] = []
+    dose_i = next((i for i, p in enumerate(phases) if p.is_dosing), None)
+    starts: list[float] = []
+    t = 0.0
+    for p in phases:
+        starts.append(t)
+        t += p.planned_s or 0.0
+    for pi, phase in enumerate(phases):
+        for ci, since_dose in phase.dose_cues:
+            where = f"phase '{phase.id}': cues[{ci}].since_dose"
+            if dose_i is None:
+                problems.append(f"{where}: the preset has no dosing phase")
+                continue
+            if pi < dose_i:
+                problems.append(f"{where}: the phase comes before the dose")
+                continue
+            length = phase.planned_s
+            if length is None:
+                continue
+            offset = starts[dose_i] + since_dose - starts[pi]
+            if not 0 <= offset < length:
+                lo = starts[pi] - starts[dose_i]
+                problems.append(
+                    f"{where}: {units.format_duration(since_dose)} after the dose falls outside "
+                    f"the phase (planned from {units.format_duration(lo)} "
+                    f"to {units.format_duration(lo + length)} after the dose)"
+                )
+    return problems
+
+
+def _try(fn: Any, value: object) -> Any:
+    try:
+        return fn(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def _raw_rule_problems(data: dict[str, Any], file: str) -> list[PresetProblem]:
+    """Best-effort rule checks on raw data, so that a field error elsewhere does not hide them."""
+    raw_phases = data.get("phases")
+    if not isinstance(raw_phases, list):
+        return []
+    out: list[PresetProblem] = []
+    outlines: list[_PhaseOutline] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_phases):
+        if not isinstance(raw, dict):
+            continue
+        pid = str(raw.get("id", f"#{i + 1}"))
+        if pid in seen:
+            out.append(PresetProblem(file, None, "phases", f"phase id '{pid}' is used twice"))
+        seen.add(pid)
+        advance = _try(Advance, raw.get("advance", "auto"))
+        duration = _try(units.parse_duration_s, raw["duration"]) if "duration" in raw else None
+        planned = _try(units.parse_duration_s, raw["planned"]) if "planned" in raw else None
+        cues = raw.get("cues") if isinstance(raw.get("cues"), list) else []
+        ats: list[tuple[int, float]] = []
+        dose: list[tuple[int, float]] = []
+        for ci, c in enumerate(cues):
+            if isinstance(c, dict) and "at" in c and (at := _try(units.parse_duration_s, c["at"])) is not None:
+                ats.append((ci, at))
+            if isinstance(c, dict) and "since_dose" in c:
+                sd = _try(units.parse_duration_s, c["since_dose"])
+                if sd is not None:
+                    dose.append((ci, sd))
+        if advance is not None:
+            for msg in _timing_problems(advance, duration, planned, ats):
+                fld, _, text = msg.partition(": ")
+                out.append(PresetProblem(file, pid, fld, text))
+        length = duration if advance is Advance.AUTO else planned
+        outlines.append(_PhaseOutline(pid, raw.get("kind") == "dosing", length, tuple(dose)))
+    out.extend(PresetProblem(file, None, None, msg) for msg in _outline_problems(outlines))
+    return out
+
+
+class _Problems(ValueError):
+    """Several rule violations found by one validator; messages start with their field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PresetProblem:
+    file: str
+    phase: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        parts = [self.file]
+        if self.phase:
+            parts.append(f"phase '{self.phase}'")
+        if self.field:
+            parts.append(self.field)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"file": self.file, "phase": self.phase, "field": self.field,
+                "message": self.message, "text": str(self)}
+
+
+class PresetError(ValueError):
+    def __init__(self, problems: list[PresetProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+_MODEL_FIELDS: dict[str, type[BaseModel]] = {
+    "": Preset, "phases": Phase, "lights": PhaseLights, "music": PhaseMusic, "cues": Cue,
+}
+
+
+def _num(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _friendly(err: Any) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    value = err.get("input")
+    if kind == "less_than_equal":
+        return f"{_num(value)} is above {_num(ctx['le'])}"
+    if kind == "greater_than_equal":
+        return f"{_num(value)} is below {_num(ctx['ge'])}"
+    if kind == "greater_than":
+        return f"{_num(value)} must be more than {_num(ctx['gt'])}"
+    if kind == "missing":
+        return "is required"
+    if kind == "string_pattern_mismatch":
+        if err["loc"] and err["loc"][-1] == "color":
+            return f"{value!r} is not a colour (use \"#rrggbb\")"
+        return f"{value!r} must be lower-case letters, digits, - or _"
+    if kind == "enum":
+        return f"{value!r} is not one of {ctx.get('expected')}"
+    if kind == "too_short" and err["loc"] and err["loc"][-1] == "phases":
+        return "a preset needs at least one phase"
+    if kind == "value_error":
+        error = ctx.get("error")
+        return str(error) if error is not None else err["msg"]
+    return str(err["msg"])
+
+
+def _unknown_key_message(loc: tuple[Any, ...]) -> str:
+    key = str(loc[-1])
+    parent = next((str(p) for p in reversed(loc[:-1]) if isinstance(p, str)), "")
+    model = _MODEL_FIELDS.get(parent, Preset)
+    close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key{hint}; known: {', '.join(model.model_fields)}"
+
+
+def problems_from_validation(err: ValidationError, data: Any, file: str) -> list[PresetProblem]:
+    """Turn pydantic's errors into problems that name file, phase id and field."""
+    out: list[PresetProblem] = []
+    raw_phases = data.get("phases") if isinstance(data, dict) else None
+    errors = err.errors()
+    for e in errors:
+        loc = tuple(e["loc"])
+        if e["type"] == "too_short" and loc == ("phases",) and len(errors) > 1:
+            continue  # pydantic's echo of a phase that failed; that phase's own error says why
+        phase: str | None = None
+        rest = loc
+        if len(loc) >= 2 and loc[0] == "phases" and isinstance(loc[1], int):
+            i = loc[1]
+            raw = raw_phases[i] if isinstance(raw_phases, list) and i < len(raw_phases) else None
+            pid = raw.get("id") if isinstance(raw, dict) else None
+            phase = str(pid) if pid is not None else f"#{i + 1}"
+            rest = loc[2:]
+        field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in rest).replace(".[", "[")
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, _Problems):
+            for msg in error.problems:
+                sub, _, text = msg.partition(": ")
+                if sub.startswith("phase '"):
+                    out.append(PresetProblem(file, None, None, msg))
+                else:
+                    full = f"{field}.{sub}" if field else sub
+                    out.append(PresetProblem(file, phase, full, text))
+            continue
+        if e["type"] == "extra_forbidden":
+            message = _unknown_key_message(loc)
+        else:
+            message = _friendly(e)
+        out.append(PresetProblem(file, phase, field or None, message))
+    return out
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def parse_preset(data: Any, file: str = "<preset>") -> Preset:
+    """Validate already-parsed data (from YAML or JSON). Raises PresetError with every problem."""
+    if not isinstance(data, dict):
+        raise PresetError([PresetProblem(file, None, None, "a preset must be a mapping with name and phases")])
+    try:
+        return Preset.model_validate(data)
+    except ValidationError as err:
+        problems = problems_from_validation(err, data, file)
+    for extra in _raw_rule_problems(data, file):
+        if str(extra) not in {str(p) for p in problems}:
+            problems.append(extra)
+    raise PresetError(problems)
+
+
+def parse_preset_yaml(text: str, file: str = "<preset>") -> Preset:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise PresetError([PresetProblem(file, None, None,
+                                         f"YAML syntax error at {where}: {err.problem}")]) from None
+    except yaml.YAMLError as err:
+        raise PresetError([PresetProblem(file, None, None, f"YAML error: {err}")]) from None
+    return parse_preset(data, file)
+
+
+def load_preset(path: str | Path) -> Preset:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise PresetError([PresetProblem(p.name, None, None, f"cannot read: {err}")]) from None
+    return parse_preset_yaml(text, p.name)
+
+
+def preset_to_yaml(preset: Preset) -> str:
+    data = preset.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+    for phase in data["phases"]:
+        if not phase.get("cues"):
+            phase.pop("cues", None)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def save_preset(preset: Preset, path: str | Path) -> None:
+    """Write atomically: a reader never sees half a file."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".preset-", suffix=".yaml", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(preset_to_yaml(preset))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def preset_files(folder: str | Path) -> list[Path]:
+    return sorted(p for p in Path(folder).iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())

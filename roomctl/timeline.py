@@ -1,0 +1,422 @@
+"""The pure timeline: (preset, events, t) -> what the room should be doing at t.
+
+No clocks, no drivers, no I/O. Auto-advances are derived, not recorded, so a session
+replayed from its events is the same session. Events that do not fit the state (resume
+when not held, anything after the end) are ignored here; the runner refuses them earlier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+
+from roomctl import units
+from roomctl.drivers.base import LightLook, MusicTarget
+from roomctl.events import Event, EventKind, LightsChange
+from roomctl.preset import Advance, Phase, PhaseKind, Preset
+
+DEFAULT_KELVIN = 2700
+
+
+@dataclass(frozen=True)
+class Safety:
+    """The room's safety settings (from its config)."""
+
+    max_volume: float = 85.0  # percent; nothing exceeds it
+    emergency_brightness: float = 100.0
+    emergency_color_temp: int = 4000  # bright neutral white
+    emergency_fade_s: float = 3.0
+    emergency_volume: float = 10.0
+    release_fade_s: float = 20.0  # back from emergency / back to preset
+    end_fade_s: float = 15.0  # music fade-out when a session ends
+
+
+@dataclass(frozen=True)
+class Fade:
+    """A light fade from one look to another: the bulbs do this themselves."""
+
+    start: LightLook
+    end: LightLook
+    start_t: float
+    duration_s: float
+
+    @property
+    def end_t(self) -> float:
+        return self.start_t + self.duration_s
+
+    def value_at(self, t: float) -> LightLook:
+        if self.duration_s <= 0 or t >= self.end_t:
+            return self.end
+        if t <= self.start_t:
+            return self.start
+        return blend(self.start, self.end, (t - self.start_t) / self.duration_s)
+
+    def remaining_s(self, t: float) -> float:
+        return max(0.0, self.end_t - t)
+
+
+def blend(a: LightLook, b: LightLook, x: float) -> LightLook:
+    """Interpolate two looks: brightness linearly, colour temperature in mireds (even to the
+    eye), colours in RGB."""
+    bri = a.brightness + (b.brightness - a.brightness) * x
+    if a.color is None and b.color is None:
+        ka, kb = a.color_temp or DEFAULT_KELVIN, b.color_temp or DEFAULT_KELVIN
+        ma, mb = units.kelvin_to_mireds(ka), units.kelvin_to_mireds(kb)
+        kelvin = units.mireds_to_kelvin(ma + (mb - ma) * x)
+        kelvin = min(max(kelvin, min(ka, kb)), max(ka, kb))
+        return LightLook(round(bri, 3), color_temp=kelvin)
+    ra = units.hex_to_rgb(a.display_rgb())
+    rb = units.hex_to_rgb(b.display_rgb())
+    rgb = tuple(ca + (cb - ca) * x for ca, cb in zip(ra, rb, strict=True))
+    return LightLook(round(bri, 3), color=units.rgb_to_hex((rgb[0], rgb[1], rgb[2])))
+
+
+@dataclass(frozen=True)
+class CueState:
+    id: str  # "<phase id>/<index>"
+    phase: str
+    text: str
+    due_at: float
+    acknowledged_at: float | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    """Everything the room should be doing at ``t``."""
+
+    t: float
+    started_at: float
+    ended: bool
+    ended_at: float | None
+    phase_index: int
+    phase: Phase
+    next_phase: Phase | None
+    phase_started_at: float
+    time_in_phase_s: float
+    remaining_s: float | None  # None while manual, held or in emergency
+    held: bool
+    time_since_dose_s: float | None
+    light_fade: Fade
+    lights_override: LightsChange | None
+    music: MusicTarget
+    music_overridden: bool
+    emergency: bool
+    cues_due: tuple[CueState, ...]
+    cues_acknowledged: tuple[CueState, ...]
+    next_change_at: float | None  # when this status next changes on its own (advance or cue)
+
+    @property
+    def session_time_s(self) -> float:
+        return self.t - self.started_at
+
+    @property
+    def light_target(self) -> LightLook:
+        return self.light_fade.end
+
+    @property
+    def light_now(self) -> LightLook:
+        return self.light_fade.value_at(self.t)
+
+
+@dataclass
+class _Walk:
+    """Mutable state while walking the events; never leaves this module."""
+
+    preset: Preset
+    safety: Safety
+    started_at: float
+    idx: int = 0
+    entered_at: float = 0.0
+    extra_s: float = 0.0
+    frozen_total_s: float = 0.0  # held or emergency time in this phase
+    frozen_since: float | None = None
+    held: bool = False
+    emergency: bool = False
+    ended_at: float | None = None
+    dose_at: float | None = None
+    phase_look: LightLook = field(default_factory=lambda: LightLook(0.0, DEFAULT_KELVIN))
+    phase_fade_end_t: float = 0.0
+    fade: Fade | None = None
+    lights_override: LightsChange | None = None
+    music_base: MusicTarget = field(default_factory=lambda: MusicTarget(None, 0.0))
+    music_volume: float | None = None
+    music_playing: bool | None = None
+    music_ramp_s: float = 2.0
+    visits: list[tuple[int, float, float | None]] = field(default_factory=list)
+    acked: dict[str, tuple[float, str | None]] = field(default_factory=dict)
+
+    # --- time ---------------------------------------------------------------------
+
+    @property
+    def phase(self) -> Phase:
+        return self.preset.phases[self.idx]
+
+    def frozen(self) -> bool:
+        return self.held or self.emergency
+
+    def auto_end_t(self) -> float | None:
+        """When the current phase ends on its own, or None (manual, held, ended)."""
+        p = self.phase
+        if self.ended_at is not None or p.advance is Advance.MANUAL or self.frozen():
+            return None
+        assert p.duration is not None
+        return self.entered_at + p.duration + self.extra_s + self.frozen_total_s
+
+    def run_auto(self, until: float) -> None:
+        while (end := self.auto_end_t()) is not None and end <= until:
+            self.advance(end)
+
+    def set_freeze(self, t: float, held: bool | None = None, emergency: bool | None = None) -> None:
+        was = self.frozen()
+        if held is not None:
+            self.held = held
+        if emergency is not None:
+            self.emergency = emergency
+        now = self.frozen()
+        if now and not was:
+            self.frozen_since = t
+        elif was and not now and self.frozen_since is not None:
+            self.frozen_total_s += t - self.frozen_since
+            self.frozen_since = None
+
+    # --- phases -------------------------------------------------------------------
+
+    def advance(self, t: float) -> None:
+        if self.idx + 1 >= len(self.preset.phases):
+            self.end(t)
+        else:
+            self.enter(self.idx + 1, t)
+
+    def end(self, t: float) -> None:
+        self.close_visit(t)
+        self.ended_at = t
+        self.music_base = replace(self.music_base, playlist=None)
+        self.music_ramp_s = self.safety.end_fade_s
+
+    def close_visit(self, t: float) -> None:
+        if self.visits and self.visits[-1][2] is None:
+            i, start, _ = self.visits[-1]
+            self.visits[-1] = (i, start, t)
+
+    def enter(self, idx: int, t: float) -> None:
+        self.close_visit(t)
+        self.idx, self.entered_at, self.extra_s = idx, t, 0.0
+        self.frozen_total_s = 0.0
+        self.held = False
+        self.frozen_since = t if self.emergency else None
+        self.visits.append((idx, t, None))
+        p = self.phase
+        if p.kind is PhaseKind.DOSING and self.dose_at is None:
+            self.dose_at = t
+        self.lights_override = None
+        self.music_volume = self.music_playing = None
+        if p.lights is not None:
+            colour_temp = p.lights.color_temp
+            if p.lights.color is None and colour_temp is None and self.phase_look.color is None:
+                colour_temp = self.phase_look.color_temp
+            self.phase_look = LightLook(
+                p.lights.brightness,
+                color_temp=colour_temp if p.lights.color is None else None,
+                color=p.lights.color if p.lights.color is not None
+                else (self.phase_look.color if colour_temp is None else None),
+            )
+            if self.phase_look.color is None and self.phase_look.color_temp is None:
+                self.phase_look = replace(self.phase_look, color_temp=DEFAULT_KELVIN)
+            self.phase_fade_end_t = t + p.lights.transition
+            self.refade(t, p.lights.transition)
+        if p.music is not None:
+            self.music_base = MusicTarget(
+                playlist=p.music.playlist,
+                volume=p.music.volume,
+                fade_in_s=p.music.fade_in,
+                crossfade_s=p.music.crossfade,
+                ramp_s=p.music.crossfade,
+            )
+            self.music_ramp_s = p.music.crossfade
+
+    # --- lights -------------------------------------------------------------------
+
+    def desired_look(self) -> LightLook:
+        s = self.safety
+        if self.emergency:
+            return LightLook(s.emergency_brightness, color_temp=s.emergency_color_temp)
+        look = self.phase_look
+        o = self.lights_override
+        if o is not None:
+            if o.brightness is not None:
+                look = replace(look, brightness=o.brightness)
+            if o.color_temp is not None:
+                look = replace(look, color_temp=o.color_temp, color=None)
+            if o.color is not None:
+                look = replace(look, color=o.color, color_temp=None)
+        return look
+
+    def refade(self, t: float, duration_s: float) -> None:
+        start = self.fade.value_at(t) if self.fade is not None else self.desired_look()
+        self.fade = Fade(start, self.desired_look(), t, max(0.0, duration_s))
+
+    def back_to_phase_fade_s(self, t: float) -> float:
+        """Returning to the phase's own look: gently, and never faster than its own fade."""
+        return max(self.safety.release_fade_s, self.phase_fade_end_t - t)
+
+    # --- events -------------------------------------------------------------------
+
+    def apply(self, e: Event) -> None:  # noqa: C901 - one branch per event kind reads best
+        t, k = e.at, e.kind
+        if self.ended_at is not None:
+            if k is EventKind.CUE_ACKNOWLEDGED and e.cue:
+                self.acked.setdefault(e.cue, (t, e.note))
+            return
+        if k is EventKind.ADVANCED:
+            self.advance(t)
+        elif k is EventKind.JUMPED and e.phase is not None:
+            try:
+                self.enter(self.preset.phase_index(e.phase), t)
+            except KeyError:
+                return
+        elif k is EventKind.HELD and not self.held:
+            self.set_freeze(t, held=True)
+        elif k is EventKind.RESUMED and self.held:
+            self.set_freeze(t, held=False)
+        elif k is EventKind.EXTENDED and e.seconds:
+            self.extra_s += e.seconds
+        elif k is EventKind.LIGHTS_SET and e.lights is not None:
+            self.lights_override = _merge_lights(self.lights_override, e.lights)
+            if not self.emergency:
+                self.refade(t, e.lights.transition)
+        elif k is EventKind.MUSIC_SET and e.music is not None:
+            if e.music.volume is not None:
+                self.music_volume = e.music.volume
+                self.music_ramp_s = 1.5
+            if e.music.playing is not None:
+                self.music_playing = e.music.playing
+        elif k is EventKind.OVERRIDE_CLEARED:
+            had_lights = self.lights_override is not None
+            self.lights_override = None
+            self.music_volume = self.music_playing = None
+            self.music_ramp_s = 5.0
+            if had_lights and not self.emergency:
+                self.refade(t, self.back_to_phase_fade_s(t))
+        elif k is EventKind.EMERGENCY_ON and not self.emergency:
+            self.set_freeze(t, emergency=True)
+            self.music_ramp_s = self.safety.emergency_fade_s
+            self.refade(t, self.safety.emergency_fade_s)
+        elif k is EventKind.EMERGENCY_OFF and self.emergency:
+            self.set_freeze(t, emergency=False)
+            self.music_ramp_s = self.safety.release_fade_s
+            self.refade(t, self.back_to_phase_fade_s(t))
+        elif k is EventKind.CUE_ACKNOWLEDGED and e.cue:
+            self.acked.setdefault(e.cue, (t, e.note))
+        elif k is EventKind.ENDED:
+            self.end(t)
+
+    # --- results ------------------------------------------------------------------
+
+    def music(self) -> MusicTarget:
+        base = self.music_base
+        volume = base.volume if self.music_volume is None else self.music_volume
+        playing = base.playing if self.music_playing is None else self.music_playing
+        if self.emergency:
+            volume = min(volume, self.safety.emergency_volume)
+        volume = min(volume, self.safety.max_volume)
+        return replace(base, volume=volume, playing=playing, ramp_s=self.music_ramp_s)
+
+    def cues(self, t: float) -> tuple[list[CueState], list[float]]:
+        """Cues that have come due by t (with acknowledgements), and future due times."""
+        fired: dict[str, CueState] = {}
+        upcoming: list[float] = []
+        end_of_session = self.ended_at if self.ended_at is not None else float("inf")
+        for pi, start, left in self.visits:
+            phase = self.preset.phases[pi]
+            for ci, cue in enumerate(phase.cues):
+                if cue.at is None:
+                    continue
+                cid = f"{phase.id}/{ci}"
+                due = start + cue.at
+                if cid in fired or due >= (left if left is not None else float("inf")):
+                    continue
+                if due <= t:
+                    fired[cid] = CueState(cid, phase.id, cue.text, due)
+                else:
+                    upcoming.append(due)
+        if self.dose_at is not None:
+            for phase in self.preset.phases:
+                for ci, cue in enumerate(phase.cues):
+                    if cue.since_dose is None:
+                        continue
+                    cid = f"{phase.id}/{ci}"
+                    due = self.dose_at + cue.since_dose
+                    if due >= end_of_session:
+                        continue
+                    if due <= t:
+                        fired[cid] = CueState(cid, phase.id, cue.text, due)
+                    else:
+                        upcoming.append(due)
+        out = []
+        for cid, cs in fired.items():
+            ack = self.acked.get(cid)
+            out.append(replace(cs, acknowledged_at=ack[0], note=ack[1]) if ack else cs)
+        out.sort(key=lambda c: c.due_at)
+        return out, upcoming
+
+
+def _merge_lights(old: LightsChange | None, new: LightsChange) -> LightsChange:
+    if old is None:
+        return new
+    colour = {"color": new.color, "color_temp": new.color_temp} \
+        if (new.color is not None or new.color_temp is not None) \
+        else {"color": old.color, "color_temp": old.color_temp}
+    return LightsChange(
+        brightness=new.brightness if new.brightness is not None else old.brightness,
+        transition=new.transition,
+        **colour,
+    )
+
+
+def evaluate(preset: Preset, events: Sequence[Event], t: float, safety: Safety | None = None) -> Status:
+    """The room at time ``t``. ``events`` must start with ``started`` and be in time order."""
+    if not events or events[0].kind is not EventKind.STARTED:
+        raise ValueError("a session's events begin with 'started'")
+    w = _Walk(preset, safety or Safety(), started_at=events[0].at)
+    w.enter(0, events[0].at)
+    for e in events[1:]:
+        if e.at > t:
+            break
+        w.run_auto(e.at)
+        w.apply(e)
+    w.run_auto(t)
+
+    assert w.fade is not None
+    p = w.phase
+    remaining: float | None = None
+    if w.ended_at is None and not w.frozen() and p.advance is Advance.AUTO:
+        end = w.auto_end_t()
+        assert end is not None
+        remaining = max(0.0, end - t)
+    fired, upcoming = w.cues(t)
+    auto_end = w.auto_end_t()
+    wakeups = [x for x in [auto_end, *upcoming] if x is not None and x > t]
+    now_t = t if w.ended_at is None else w.ended_at
+    return Status(
+        t=t,
+        started_at=w.started_at,
+        ended=w.ended_at is not None,
+        ended_at=w.ended_at,
+        phase_index=w.idx,
+        phase=p,
+        next_phase=preset.phases[w.idx + 1] if w.idx + 1 < len(preset.phases) else None,
+        phase_started_at=w.entered_at,
+        time_in_phase_s=max(0.0, now_t - w.entered_at),
+        remaining_s=remaining,
+        held=w.held,
+        time_since_dose_s=None if w.dose_at is None else max(0.0, now_t - w.dose_at),
+        light_fade=w.fade,
+        lights_override=w.lights_override,
+        music=w.music(),
+        music_overridden=w.music_volume is not None or w.music_playing is not None,
+        emergency=w.emergency,
+        cues_due=tuple(c for c in fired if c.acknowledged_at is None),
+        cues_acknowledged=tuple(c for c in fired if c.acknowledged_at is not None),
+        next_change_at=min(wakeups) if wakeups and w.ended_at is None else None,
+    )
