@@ -1,0 +1,126 @@
+"""The FastAPI app: the engine is built in the lifespan; routes stay thin."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from api import routes_presets, routes_rooms
+from api.auth import COOKIE, Auth, Locked
+from api.deps import Authed, Engine, EngineDep
+from api.hub import RoomHub
+from api.models import ErrorOut, PairIn, PairOut, TokenOut
+from roomctl.clock import Clock
+from roomctl.config import Config
+from roomctl.service import Service
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = None,
+               store: Any = None, on_ready: Callable[[Engine], None] | None = None) -> FastAPI:
+    """The app for ``config``. ``store`` (a SessionStore) keeps the record and enables
+    recovery; ``on_ready`` is called once the rooms are up."""
+    auth = Auth(pin or config.pin or f"{secrets.randbelow(10**6):06d}", config.data_dir / "tokens.json")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sink_for = store.sink if store is not None else None
+        service = Service(config, clock=clock, event_sink_for=sink_for)
+        await service.start()
+        eng = Engine(service, auth, store=store)
+        if store is not None:
+            from api.recovery import recover_sessions
+
+            await recover_sessions(eng)
+        for rid, ctl in service.rooms.items():
+            hub = RoomHub(ctl, service.clock)
+            hub.start()
+            eng.hubs[rid] = hub
+        app.state.engine = eng
+        if on_ready is not None:
+            on_ready(eng)
+        try:
+            yield
+        finally:
+            for hub in eng.hubs.values():
+                await hub.stop()
+            await service.stop()
+
+    app = FastAPI(
+        title="roomctl",
+        version="0.1.0",
+        description="Lights and music of a treatment room along timed presets, steered from a tablet. "
+                    "Pair with POST /api/pair, then send the token as `Authorization: Bearer`.",
+        lifespan=lifespan,
+    )
+    app.state.auth = auth
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    @app.post("/api/pair", response_model=PairOut, tags=["auth"],
+              responses={401: {"model": ErrorOut, "description": "wrong PIN"},
+                         429: {"model": ErrorOut, "description": "too many wrong PINs"}},
+              summary="Pair a tablet with the PIN (or the one-time link's code); sets a cookie too")
+    async def pair(body: PairIn, request: Request, response: Response, eng: EngineDep) -> PairOut:
+        if body.pin is None and body.code is None:
+            raise HTTPException(400, "give the PIN (pin) or the pairing link's code (code)")
+        client = request.client.host if request.client else "unknown"
+        try:
+            token = eng.auth.pair(client, pin=body.pin, code=body.code, label=body.label)
+        except Locked as err:
+            raise HTTPException(429, str(err), headers={"Retry-After": str(int(err.retry_after_s) + 1)}) \
+                from None
+        if token is None:
+            raise HTTPException(401, "wrong PIN")
+        rec = eng.auth.check(token)
+        assert rec is not None
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=10 * 365 * 86400)
+        return PairOut(token=token, token_id=rec.id)
+
+    @app.get("/api/tokens", response_model=list[TokenOut], tags=["auth"],
+             responses={401: {"model": ErrorOut, "description": "not paired"}},
+             summary="Paired tablets")
+    async def tokens(eng: EngineDep, _: Authed) -> list[TokenOut]:
+        return [TokenOut(id=r.id, label=r.label, created_at=r.created_at, last_seen=r.last_seen)
+                for r in eng.auth.tokens()]
+
+    @app.delete("/api/tokens/{token_id}", status_code=204, tags=["auth"],
+                responses={401: {"model": ErrorOut, "description": "not paired"},
+                           404: {"model": ErrorOut, "description": "no such token"}},
+                summary="Revoke a tablet's token")
+    async def revoke(token_id: str, eng: EngineDep, _: Authed) -> Response:
+        if not eng.auth.revoke(token_id):
+            raise HTTPException(404, f"no token '{token_id}'")
+        return Response(status_code=204)
+
+    @app.get("/healthz", tags=["health"], summary="Whether each room's lights and audio answer (open)")
+    async def healthz(eng: EngineDep) -> dict[str, Any]:
+        rooms = eng.service.health()
+        ok = all(r["lights"]["ok"] and r["audio"]["ok"] for r in rooms.values())
+        return {"ok": ok, "rooms": rooms}
+
+    app.include_router(routes_rooms.router)
+    app.include_router(routes_presets.router)
+    try:
+        from api import routes_history
+    except ImportError:
+        pass
+    else:
+        app.include_router(routes_history.router)
+    routes_rooms.register_ws(app)
+    if STATIC.is_dir():
+        app.mount("/", StaticFiles(directory=STATIC, html=True), name="tablet")
+    return app

@@ -1,0 +1,178 @@
+"""Request and response bodies of the API (besides the room state in api.state)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.state import RoomState
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class ProblemOut(BaseModel):
+    file: str
+    phase: str | None = None
+    field: str | None = None
+    message: str
+    text: str
+
+
+class PresetInvalid(BaseModel):
+    detail: str
+    problems: list[ProblemOut]
+
+
+class PairIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"pin": "482913"}]})
+
+    pin: Annotated[str, Field(max_length=64)] | None = None
+    code: Annotated[str, Field(max_length=64)] | None = None
+    label: Annotated[str, Field(max_length=80)] = "tablet"
+
+
+class PairOut(BaseModel):
+    token: str
+    token_id: str
+
+
+class TokenOut(BaseModel):
+    id: str
+    label: str
+    created_at: float
+    last_seen: float | None = None
+
+
+class StartIn(BaseModel):
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"preset": "kap-sublingual", "label": "Tue AM"}]})
+
+    preset: Annotated[str, Field(min_length=1, max_length=60)]
+    label: Annotated[str, Field(max_length=80)] | None = None
+
+
+class ExtendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"seconds": 300}]})
+
+    seconds: Annotated[float, Field(gt=0, le=4 * 3600)] = 300.0
+
+
+class JumpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"phase": "return"}]})
+
+    phase: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class EmergencyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"on": True}]})
+
+    on: bool
+
+
+class AckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"cue": "journey/0", "note": "BP 128/82"}]})
+
+    cue: Annotated[str, Field(min_length=1, max_length=100)]
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+
+class PlaylistOut(BaseModel):
+    name: str
+    playable: int
+    ok: bool
+    problems: list[str]
+
+
+class PreflightOut(BaseModel):
+    ok: bool
+    lights: dict[str, Any]
+    audio: dict[str, Any]
+    playlists: list[PlaylistOut]
+
+
+class StartOut(BaseModel):
+    state: RoomState
+    preflight: PreflightOut
+
+
+class RoomSummary(BaseModel):
+    id: str
+    name: str
+    state: RoomState
+
+
+class PresetSummary(BaseModel):
+    id: str
+    name: str | None = None
+    description: str | None = None
+    source: str
+    read_only: bool
+    phases: int | None = None
+    planned_s: float | None = None
+    valid: bool
+    problems: list[ProblemOut]
+
+
+class PresetOut(BaseModel):
+    id: str
+    source: str
+    read_only: bool
+    preset: dict[str, Any] | None = None
+    yaml: str | None = None
+    problems: list[ProblemOut]
+
+
+class ValidateOut(BaseModel):
+    ok: bool
+    problems: list[ProblemOut]
+
+
+class YamlIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    yaml: Annotated[str, Field(max_length=200_000)]
+    id: Annotated[str, Field(max_length=60)] | None = None
+
+
+class DuplicateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(max_length=60)] | None = None
+
+
+class BandOut(BaseModel):
+    id: str
+    title: str
+    kind: str
+    advance: str
+    start_s: float
+    end_s: float
+
+
+class SampleOut(BaseModel):
+    t_s: float
+    brightness: float
+    color_temp: int | None = None
+    rgb: str
+    volume: float
+    playlist: str | None = None
+
+
+class CueMarkOut(BaseModel):
+    t_s: float
+    id: str
+    phase: str
+    text: str
+
+
+class ChartOut(BaseModel):
+    total_s: float
+    phases: list[BandOut]
+    samples: list[SampleOut]
+    cues: list[CueMarkOut]

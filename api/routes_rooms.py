@@ -1,0 +1,221 @@
+"""Rooms: live state, sessions and the therapist's controls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+
+from api.deps import Authed, EngineDep, RoomDep, ws_token_ok
+from api.models import (
+    AckIn,
+    EmergencyIn,
+    ErrorOut,
+    ExtendIn,
+    JumpIn,
+    PlaylistOut,
+    PreflightOut,
+    RoomSummary,
+    StartIn,
+    StartOut,
+)
+from api.state import RoomState
+from roomctl.events import LightsChange, MusicChange
+from roomctl.library import PresetNotFound
+from roomctl.preset import PresetError
+from roomctl.service import Preflight
+from roomctl.session import CommandRejected, UnknownPhase
+from roomctl.timeline import Status
+
+E404 = {404: {"model": ErrorOut, "description": "unknown room (or phase)"}}
+E409 = {409: {"model": ErrorOut, "description": "does not fit the room's state"}}
+AUTH = {401: {"model": ErrorOut, "description": "not paired"}}
+CMD = {**AUTH, **E404, **E409}
+
+router = APIRouter(prefix="/api/rooms", tags=["rooms"], responses=AUTH)
+
+
+def _state(eng: EngineDep, room_id: str) -> RoomState:
+    return eng.hubs[room_id].state()
+
+
+async def _run(call: Awaitable[Status | None]) -> None:
+    try:
+        await call
+    except CommandRejected as err:
+        raise HTTPException(409, str(err)) from None
+    except UnknownPhase as err:
+        raise HTTPException(404, f"no phase '{err.args[0]}' in this session's preset") from None
+
+
+def _preflight(p: Preflight) -> PreflightOut:
+    return PreflightOut(
+        ok=p.ok,
+        lights={"ok": p.lights.ok, "detail": p.lights.detail},
+        audio={"ok": p.audio.ok, "detail": p.audio.detail},
+        playlists=[PlaylistOut(name=r.name, playable=r.playable, ok=r.ok, problems=list(r.problems))
+                   for r in p.playlists],
+    )
+
+
+@router.get("", response_model=list[RoomSummary], summary="Rooms and their live state")
+async def list_rooms(eng: EngineDep, _: Authed) -> list[RoomSummary]:
+    return [RoomSummary(id=rid, name=ctl.config.name, state=_state(eng, rid))
+            for rid, ctl in eng.service.rooms.items()]
+
+
+@router.get("/{room_id}/state", response_model=RoomState, responses=E404, summary="A room's live state")
+async def get_state(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    return _state(eng, ctl.id)
+
+
+@router.get("/{room_id}/preflight", response_model=PreflightOut, responses=E404,
+            summary="Check that this room can play a preset (lights answer, playlists found)")
+async def preflight(ctl: RoomDep, eng: EngineDep, _: Authed, preset: str) -> PreflightOut:
+    try:
+        p = eng.service.library.get(preset)
+    except PresetNotFound:
+        raise HTTPException(404, f"no preset '{preset}'") from None
+    except PresetError as err:
+        raise HTTPException(409, f"preset '{preset}' has problems: {err.problems[0]}") from None
+    return _preflight(await ctl.preflight(p))
+
+
+@router.post("/{room_id}/session", response_model=StartOut, status_code=201, responses=CMD,
+             summary="Start a session from a preset; answers with the preflight report")
+async def start_session(body: StartIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> StartOut:
+    try:
+        preset = eng.service.library.get(body.preset)
+    except PresetNotFound:
+        raise HTTPException(404, f"no preset '{body.preset}'") from None
+    except PresetError as err:
+        raise HTTPException(409, f"preset '{body.preset}' has problems: {err.problems[0]}") from None
+    report = await ctl.preflight(preset)
+    await _run(ctl.start(body.preset, preset, body.label))
+    return StartOut(state=_state(eng, ctl.id), preflight=_preflight(report))
+
+
+@router.post("/{room_id}/session/next", response_model=RoomState, responses=CMD,
+             summary="End the current phase now")
+async def next_phase(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    await _run(ctl.runner.next())
+    return _state(eng, ctl.id)
+
+
+@router.post("/{room_id}/session/hold", response_model=RoomState, responses=CMD,
+             summary="Freeze the current phase's countdown")
+async def hold(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    await _run(ctl.runner.hold())
+    return _state(eng, ctl.id)
+
+
+@router.post("/{room_id}/session/resume", response_model=RoomState, responses=CMD,
+             summary="Continue a held countdown")
+async def resume(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    await _run(ctl.runner.resume())
+    return _state(eng, ctl.id)
+
+
+@router.post("/{room_id}/session/extend", response_model=RoomState, responses=CMD,
+             summary="Add time to the current phase")
+async def extend(body: ExtendIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    await _run(ctl.runner.extend(body.seconds))
+    return _state(eng, ctl.id)
+
+
+@router.post("/{room_id}/session/jump", response_model=RoomState, responses=CMD,
+             summary="Go to any phase")
+async def jump(body: JumpIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    await _run(ctl.runner.jump(body.phase))
+    return _state(eng, ctl.id)
+
+
+@router.post("/{room_id}/session/end", response_model=RoomState, responses=CMD, summary="End the session")
+async def end(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    await _run(ctl.runner.end())
+    return _state(eng, ctl.id)
+
+
+@router.post("/{room_id}/lights", response_model=RoomState, responses=CMD,
+             summary="Set the lights (overrides the phase until the next phase or back to preset)",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "example": {"brightness": 30, "color_temp": 2400, "transition": 2}}}}})
+async def set_lights(body: LightsChange, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    await _run(ctl.runner.set_lights(body))
+    return _state(eng, ctl.id)
+
+
+@router.post("/{room_id}/music", response_model=RoomState, responses=CMD,
+             summary="Set the music: volume, play/pause, next/previous track",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "example": {"volume": 35}}}}})
+async def set_music(body: MusicChange, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    await _run(ctl.runner.set_music(body))
+    return _state(eng, ctl.id)
+
+
+@router.post("/{room_id}/back-to-preset", response_model=RoomState, responses=CMD,
+             summary="Drop the therapist's light and music changes; follow the preset again")
+async def back_to_preset(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    await _run(ctl.runner.back_to_preset())
+    return _state(eng, ctl.id)
+
+
+@router.post("/{room_id}/emergency", response_model=RoomState, responses={**AUTH, **E404},
+             summary="Lights up (on) or release it (off); works with or without a session")
+async def emergency(body: EmergencyIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    # Idempotent on purpose: a therapist pressing Lights up twice must never see an error.
+    if body.on and not ctl.emergency:
+        await _run(ctl.emergency_on())
+    elif not body.on and ctl.emergency:
+        await _run(ctl.emergency_off())
+    return _state(eng, ctl.id)
+
+
+@router.post("/{room_id}/cues/ack", response_model=RoomState, responses=CMD,
+             summary="Acknowledge a reminder, with an optional short note (e.g. a blood pressure)")
+async def acknowledge(body: AckIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+    await _run(ctl.runner.acknowledge(body.cue, body.note))
+    return _state(eng, ctl.id)
+
+
+async def live(ws: WebSocket, room_id: str) -> None:
+    """The room state, pushed whole on every change; the first message is the state now."""
+    eng = ws.app.state.engine
+    if not ws_token_ok(ws, eng):
+        await ws.close(code=4401, reason="pair this tablet first")
+        return
+    hub = eng.hubs.get(room_id)
+    if hub is None:
+        await ws.close(code=4404, reason=f"no room '{room_id}'")
+        return
+    await ws.accept()
+    queue = hub.connect()
+
+    async def drain_incoming() -> None:
+        while True:
+            await ws.receive_text()  # clients send nothing we act on; this notices a close
+
+    reader = asyncio.create_task(drain_incoming())
+    try:
+        while True:
+            getter = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done:
+                getter.cancel()
+                break
+            await ws.send_text(getter.result())
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        hub.disconnect(queue)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, Exception):
+            await reader
+
+
+def register_ws(app: Any) -> None:
+    app.add_api_websocket_route("/api/rooms/{room_id}/live", live)

@@ -1,0 +1,216 @@
+"""The service's settings file (TOML): rooms, their lights and audio, presets, data, safety.
+
+See roomctl.example.toml for every key with a comment. A mistake stops start-up with a
+message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from roomctl.preset import Kelvin, NonNegativeDuration, Percent
+from roomctl.timeline import Safety
+
+_STRICT = ConfigDict(frozen=True, extra="forbid")
+REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
+
+
+def default_data_dir() -> Path:
+    """$ROOMCTL_DATA, else $XDG_DATA_HOME/roomctl, else ~/.local/share/roomctl."""
+    if env := os.environ.get("ROOMCTL_DATA"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "roomctl"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class LightsKind(StrEnum):
+    SIMULATED = "simulated"
+    HUE = "hue"
+
+
+class AudioKind(StrEnum):
+    SIMULATED = "simulated"
+    VLC = "vlc"
+    AUTO = "auto"  # vlc when libvlc loads, else simulated (and says so)
+
+
+class LightsConfig(BaseModel):
+    model_config = _STRICT
+
+    kind: LightsKind = LightsKind.SIMULATED
+    names: list[str] | None = None  # simulated: the bulbs' names
+    bridge: str | None = None  # hue: host or host:port
+    username: str | None = None  # hue: else looked up in [hue_bridges."HOST"]
+    group: str | None = None  # hue: a group id (preferred)
+    lights: list[str] | None = None  # hue: light ids
+    timeout: NonNegativeDuration = 2.0  # hue: per request
+
+    @model_validator(mode="after")
+    def _hue_needs(self) -> LightsConfig:
+        if self.kind is LightsKind.HUE:
+            if not self.bridge:
+                raise ValueError("bridge: a hue room needs the bridge's address")
+            if not self.group and not self.lights:
+                raise ValueError("group: a hue room needs a group id or a list of light ids")
+        return self
+
+
+class AudioConfig(BaseModel):
+    model_config = _STRICT
+
+    kind: AudioKind = AudioKind.AUTO
+    output: str | None = None  # libvlc audio output module, e.g. "alsa", "pulse"
+    device: str | None = None  # libvlc device id, e.g. a USB speaker
+    max_volume: Percent | None = None  # else [safety].max_volume
+    demo_media: bool = False  # play the generated demo playlists
+    playlists: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class RoomConfig(BaseModel):
+    model_config = _STRICT
+
+    name: Annotated[str, Field(min_length=1, max_length=60)]
+    lights: LightsConfig = Field(default_factory=LightsConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+
+    @property
+    def id(self) -> str:
+        return room_id(self.name)
+
+
+class SafetyConfig(BaseModel):
+    model_config = _STRICT
+
+    max_volume: Percent = 85.0
+    emergency_brightness: Percent = 100.0
+    emergency_color_temp: Kelvin = 4000
+    emergency_fade: NonNegativeDuration = 3.0
+    emergency_volume: Percent = 10.0
+    release_fade: NonNegativeDuration = 20.0
+
+    def to_safety(self, room_max_volume: float | None = None) -> Safety:
+        return Safety(
+            max_volume=min(self.max_volume, room_max_volume if room_max_volume is not None else 100.0),
+            emergency_brightness=self.emergency_brightness,
+            emergency_color_temp=self.emergency_color_temp,
+            emergency_fade_s=self.emergency_fade,
+            emergency_volume=self.emergency_volume,
+            release_fade_s=self.release_fade,
+        )
+
+
+class ListenConfig(BaseModel):
+    model_config = _STRICT
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+
+
+class HueBridgeConfig(BaseModel):
+    model_config = _STRICT
+
+    username: str
+
+
+class Config(BaseModel):
+    model_config = _STRICT
+
+    rooms: Annotated[list[RoomConfig], Field(min_length=1)]
+    listen: ListenConfig = Field(default_factory=ListenConfig)
+    data_dir: Path = Field(default_factory=default_data_dir)
+    bundled_presets: Path = REPO_PRESETS
+    presets_dir: Path | None = None  # the clinic's own; default <data_dir>/presets
+    pin: Annotated[str, Field(pattern=r"^\d{4,12}$")] | None = None  # else one is made up at start
+    retention_days: Annotated[float, Field(gt=0)] | None = None
+    safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    hue_bridges: dict[str, HueBridgeConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_rooms(self) -> Config:
+        ids = [r.id for r in self.rooms]
+        for i, rid in enumerate(ids):
+            if rid in ids[:i]:
+                raise ValueError(f"rooms: two rooms are called '{self.rooms[i].name}'")
+        return self
+
+    @property
+    def clinic_presets(self) -> Path:
+        return self.presets_dir or self.data_dir / "presets"
+
+    def hue_username(self, room: RoomConfig) -> str | None:
+        if room.lights.username:
+            return room.lights.username
+        bridge = self.hue_bridges.get(room.lights.bridge or "")
+        return bridge.username if bridge else None
+
+
+def room_id(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "room"
+
+
+def demo_config(data_dir: Path | None = None) -> Config:
+    """The embedded demo: one room with simulated lights and real audio when libvlc loads."""
+    return Config(
+        rooms=[RoomConfig(name="Room 1", audio=AudioConfig(kind=AudioKind.AUTO, demo_media=True))],
+        data_dir=data_dir or default_data_dir(),
+    )
+
+
+def _key_path(loc: tuple[Any, ...], data: Any) -> str:
+    parts: list[str] = []
+    node = data
+    for p in loc:
+        if isinstance(p, int) and parts:
+            name = node[p].get("name") if isinstance(node, list) and p < len(node) and isinstance(node[p], dict) else None
+            parts[-1] += f"[{p}]" + (f" ('{name}')" if name else "")
+        else:
+            parts.append(str(p))
+        try:
+            node = node[p]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ".".join(parts)
+
+
+def parse_config(data: dict[str, Any], source: str = "roomctl.toml") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = _key_path(tuple(e["loc"]), data)
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read: {err.strerror or err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{p}: TOML syntax error: {err}") from None
+    config = parse_config(data, p.name)
+    # Relative paths in the file are relative to the file, not to where roomctl was started.
+    base = p.resolve().parent
+    updates: dict[str, Any] = {}
+    if not config.data_dir.is_absolute() and "data_dir" in data:
+        updates["data_dir"] = base / config.data_dir
+    if config.presets_dir is not None and not config.presets_dir.is_absolute():
+        updates["presets_dir"] = base / config.presets_dir
+    if "bundled_presets" in data and not config.bundled_presets.is_absolute():
+        updates["bundled_presets"] = base / config.bundled_presets
+    return config.model_copy(update=updates) if updates else config
