@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -17,7 +19,8 @@ from api import routes_presets, routes_rooms
 from api.auth import COOKIE, Auth, Locked
 from api.deps import Authed, Engine, EngineDep
 from api.hub import RoomHub
-from api.models import ErrorOut, PairIn, PairOut, TokenOut
+from api.models import ErrorOut, Invalid, PairIn, PairOut, ProblemOut, TokenOut
+from roomctl.preset import friendly_message
 from roomctl.clock import Clock
 from roomctl.config import Config
 from roomctl.service import Service
@@ -65,13 +68,18 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
     )
     app.state.auth = auth
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_body(exc.errors()).model_dump(), status_code=422)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
     @app.post("/api/pair", response_model=PairOut, tags=["auth"],
-              responses={401: {"model": ErrorOut, "description": "wrong PIN"},
+              responses={400: {"model": ErrorOut, "description": "neither PIN nor code given"},
+                         401: {"model": ErrorOut, "description": "wrong PIN"},
                          429: {"model": ErrorOut, "description": "too many wrong PINs"}},
               summary="Pair a tablet with the PIN (or the one-time link's code); sets a cookie too")
     async def pair(body: PairIn, request: Request, response: Response, eng: EngineDep) -> PairOut:
@@ -121,6 +129,52 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
     else:
         app.include_router(routes_history.router)
     routes_rooms.register_ws(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="tablet")
     return app
+
+
+def validation_body(errors: Any) -> Invalid:
+    problems = []
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        where = ".".join(loc)
+        if e.get("type") == "json_invalid":
+            message = "the body is not valid JSON"
+        elif e.get("type") == "extra_forbidden":
+            message = "unknown key"
+        else:
+            message = friendly_message(e).removeprefix("Value error, ")
+        text = f"{where}: {message}" if where else message
+        problems.append(ProblemOut(field=where or None, message=message, text=text))
+    if not problems:
+        problems.append(ProblemOut(message="the request is not valid", text="the request is not valid"))
+    return Invalid(detail=problems[0].text, problems=problems)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, saying what this app really answers: every 422 is `Invalid`, and a
+    body that is not UTF-8 JSON at all gets a 400."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    comps = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (Invalid, ProblemOut, ErrorOut):
+        comps.setdefault(model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}"))
+    comps.pop("HTTPValidationError", None)
+    comps.pop("ValidationError", None)
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            responses = op.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = {"description": "invalid request: each problem names its field",
+                                    "content": {"application/json": {
+                                        "schema": {"$ref": "#/components/schemas/Invalid"}}}}
+            if "requestBody" in op and "400" not in responses:
+                responses["400"] = {"description": "the body could not be read",
+                                    "content": {"application/json": {
+                                        "schema": {"$ref": "#/components/schemas/ErrorOut"}}}}
+    app.openapi_schema = schema
+    return schema

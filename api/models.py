@@ -16,14 +16,16 @@ class ErrorOut(BaseModel):
 
 
 class ProblemOut(BaseModel):
-    file: str
+    file: str | None = None
     phase: str | None = None
     field: str | None = None
     message: str
     text: str
 
 
-class PresetInvalid(BaseModel):
+class Invalid(BaseModel):
+    """Every 422: a sentence naming the first problem, and each problem with its field."""
+
     detail: str
     problems: list[ProblemOut]
 

@@ -13,7 +13,7 @@ from api.models import (
     ChartOut,
     DuplicateIn,
     ErrorOut,
-    PresetInvalid,
+    Invalid,
     PresetOut,
     PresetSummary,
     ProblemOut,
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/presets", tags=["presets"],
                    responses={401: {"model": ErrorOut, "description": "not paired"}})
 
 E404 = {404: {"model": ErrorOut, "description": "no such preset"}}
-E422 = {422: {"model": PresetInvalid, "description": "the preset has problems; each names phase and field"}}
+E422 = {422: {"model": Invalid, "description": "the preset has problems; each names phase and field"}}
 EXAMPLE = {
     "name": "Short journey",
     "description": "A small example.",
@@ -50,7 +50,7 @@ def _problems(problems: list[PresetProblem] | tuple[PresetProblem, ...]) -> list
 
 
 def _invalid(err: PresetError) -> JSONResponse:
-    body = PresetInvalid(detail=str(err.problems[0]) if len(err.problems) == 1
+    body = Invalid(detail=str(err.problems[0]) if len(err.problems) == 1
                          else f"{len(err.problems)} problems: {err.problems[0]} …",
                          problems=_problems(err.problems))
     return JSONResponse(body.model_dump(), status_code=422)
@@ -161,7 +161,12 @@ async def get_preset(preset_id: str, eng: EngineDep, _: Authed) -> PresetOut:
     return _out(_entry(eng, preset_id))
 
 
-@router.get("/{preset_id}/yaml", response_class=PlainTextResponse, responses=E404,
+@router.get("/{preset_id}/yaml", response_class=Response,
+            responses={200: {"content": {"application/yaml": {"schema": {"type": "string"}}},
+                             "description": "the preset file"},
+                       404: {"content": {"application/json": {
+                           "schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+                           "description": "no such preset"}},
             summary="Export a preset as YAML")
 async def export_yaml(preset_id: str, eng: EngineDep, _: Authed) -> PlainTextResponse:
     entry = _entry(eng, preset_id)

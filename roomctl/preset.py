@@ -251,8 +251,8 @@ def _outline_problems(phases: list[_PhaseOutline]) -> list[str]:
                 problems.append(f"{where}: the phase comes before the dose")
                 continue
             length = phase.planned_s
-            if length is None:
-                continue
+            if length is None or any(p.planned_s is None for p in phases[dose_i:pi]):
+                continue  # the phase's span is unknown: it or a phase since the dose has no length
             offset = starts[dose_i] + since_dose - starts[pi]
             if not 0 <= offset < length:
                 lo = starts[pi] - starts[dose_i]
@@ -271,6 +271,14 @@ def _try(fn: Any, value: object) -> Any:
         return None
 
 
+def _raw_seconds(value: object, *, positive: bool = False) -> float | None:
+    """A raw duration when it is valid, else None (an invalid value has its own problem)."""
+    seconds = _try(units.parse_duration_s, value)
+    if seconds is None or seconds < 0 or (positive and seconds == 0):
+        return None
+    return float(seconds)
+
+
 def _raw_rule_problems(data: dict[str, Any], file: str) -> list[PresetProblem]:
     """Best-effort rule checks on raw data, so that a field error elsewhere does not hide them."""
     raw_phases = data.get("phases")
@@ -287,21 +295,23 @@ def _raw_rule_problems(data: dict[str, Any], file: str) -> list[PresetProblem]:
             out.append(PresetProblem(file, None, "phases", f"phase id '{pid}' is used twice"))
         seen.add(pid)
         advance = _try(Advance, raw.get("advance", "auto"))
-        duration = _try(units.parse_duration_s, raw["duration"]) if "duration" in raw else None
-        planned = _try(units.parse_duration_s, raw["planned"]) if "planned" in raw else None
+        duration = _raw_seconds(raw["duration"], positive=True) if "duration" in raw else None
+        planned = _raw_seconds(raw["planned"], positive=True) if "planned" in raw else None
         cues = raw.get("cues") if isinstance(raw.get("cues"), list) else []
         ats: list[tuple[int, float]] = []
         dose: list[tuple[int, float]] = []
         for ci, c in enumerate(cues):
-            if isinstance(c, dict) and "at" in c and (at := _try(units.parse_duration_s, c["at"])) is not None:
+            if isinstance(c, dict) and "at" in c and (at := _raw_seconds(c["at"])) is not None:
                 ats.append((ci, at))
             if isinstance(c, dict) and "since_dose" in c:
-                sd = _try(units.parse_duration_s, c["since_dose"])
+                sd = _raw_seconds(c["since_dose"])
                 if sd is not None:
                     dose.append((ci, sd))
         if advance is not None:
             for msg in _timing_problems(advance, duration, planned, ats):
                 fld, _, text = msg.partition(": ")
+                if fld == "duration" and duration is None and raw.get("duration") is not None:
+                    continue  # a duration is given but invalid: its own problem says why
                 out.append(PresetProblem(file, pid, fld, text))
         length = duration if advance is Advance.AUTO else planned
         outlines.append(_PhaseOutline(pid, raw.get("kind") == "dosing", length, tuple(dose)))
@@ -356,7 +366,8 @@ def _num(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _friendly(err: Any) -> str:
+def friendly_message(err: Any) -> str:
+    """One pydantic error as a sentence a clinic can act on (without its location)."""
     kind = err["type"]
     ctx = err.get("ctx") or {}
     value = err.get("input")
@@ -422,7 +433,7 @@ def problems_from_validation(err: ValidationError, data: Any, file: str) -> list
         if e["type"] == "extra_forbidden":
             message = _unknown_key_message(loc)
         else:
-            message = _friendly(e)
+            message = friendly_message(e)
         out.append(PresetProblem(file, phase, field or None, message))
     return out
 

@@ -47,7 +47,7 @@ def serve(config_path: str | None = None, host: str | None = None, port: int | N
     print(f"roomctl: PIN {auth.pin} — or pair once with {url}#pair={auth.pairing_code}", flush=True)
     print(f"roomctl: data in {config.data_dir}", flush=True)
     try:
-        uvicorn.run(app, host=config.listen.host, port=config.listen.port, log_level="info",
+        uvicorn.run(app, host=config.listen.host, port=config.listen.port, log_level="info", ws="websockets-sansio",
                     ws_ping_interval=10, ws_ping_timeout=10)
     finally:
         if store is not None:
