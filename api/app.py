@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -50,11 +51,16 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
             hub.start()
             eng.hubs[rid] = hub
         app.state.engine = eng
+        retention = None
+        if store is not None and config.retention_days is not None:
+            retention = asyncio.create_task(_retention(store, config.retention_days, service.clock))
         if on_ready is not None:
             on_ready(eng)
         try:
             yield
         finally:
+            if retention is not None:
+                retention.cancel()
             for hub in eng.hubs.values():
                 await hub.stop()
             await service.stop()
@@ -133,6 +139,16 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="tablet")
     return app
+
+
+async def _retention(store: Any, days: float, clock: Clock) -> None:
+    """Delete records older than the clinic's retention setting: at start, then hourly."""
+    while True:
+        try:
+            store.purge_older_than(days, clock.now())
+        except Exception:
+            log.exception("deleting old session records failed")
+        await asyncio.sleep(3600)
 
 
 def validation_body(errors: Any) -> Invalid:

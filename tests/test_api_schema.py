@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 
 from api.app import create_app
 from api_server import Running, demo_test_config, running_app
+from roomctl.store import SessionStore
 
 # The schema is the app's own; building the app does not start it.
 with tempfile.TemporaryDirectory() as _tmp:
@@ -27,8 +28,13 @@ with tempfile.TemporaryDirectory() as _tmp:
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[tuple[Running, str]]:
-    with tempfile.TemporaryDirectory() as tmp, running_app(demo_test_config(Path(tmp) / "data")) as srv:
-        yield srv, srv.pair()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SessionStore.open(Path(tmp) / "data" / "sessions.db")
+        try:
+            with running_app(demo_test_config(Path(tmp) / "data"), store=store) as srv:
+                yield srv, srv.pair()
+        finally:
+            store.close()
 
 
 @SCHEMA.parametrize()

@@ -1,0 +1,143 @@
+"""The record: past sessions per room, their events, exports, a report picture, retention."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Authed, Engine, EngineDep
+from api.models import ErrorOut
+
+router = APIRouter(prefix="/api/sessions", tags=["history"],
+                   responses={401: {"model": ErrorOut, "description": "not paired"},
+                              409: {"model": ErrorOut, "description": "no record is kept, or the "
+                                    "session is running"}})
+E404 = {404: {"model": ErrorOut, "description": "no such session"}}
+
+
+class SessionSummaryOut(BaseModel):
+    id: str
+    room: str
+    preset_name: str
+    label: str | None = None
+    started_at: float
+    ended_at: float | None = None
+    end_reason: str | None = None
+    duration_s: float | None = None
+    event_count: int
+
+
+class SessionDetailOut(SessionSummaryOut):
+    preset: dict[str, Any]
+    events: list[dict[str, Any]]
+
+
+class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "Tue 9:00"}]})
+
+    label: Annotated[str, Field(max_length=80)] | None = None
+
+
+class PurgeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"older_than_days": 365}]})
+
+    older_than_days: Annotated[float, Field(gt=0, le=36500)]
+
+
+class PurgeOut(BaseModel):
+    deleted: int
+
+
+def _store(eng: Engine) -> Any:
+    if eng.store is None:
+        raise HTTPException(409, "this service keeps no session record")
+    return eng.store
+
+
+def _summary(eng: Engine, session_id: str) -> Any:
+    for s in _store(eng).list_sessions(limit=1_000_000):
+        if s.id == session_id:
+            return s
+    raise HTTPException(404, f"no session '{session_id}'")
+
+
+def _running(eng: Engine, session_id: str) -> bool:
+    return any(ctl.runner.running and ctl.runner.session is not None and ctl.runner.session.id == session_id
+               for ctl in eng.service.rooms.values())
+
+
+@router.get("", response_model=list[SessionSummaryOut], summary="Past and running sessions, newest first")
+async def list_sessions(eng: EngineDep, _: Authed, room: Annotated[str | None, Query(max_length=60)] = None,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+                        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[SessionSummaryOut]:
+    rows = _store(eng).list_sessions(room, limit, offset)
+    return [SessionSummaryOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.get("/{session_id}", response_model=SessionDetailOut, responses=E404,
+            summary="A session with its preset snapshot and every event")
+async def get_session(session_id: str, eng: EngineDep, _: Authed) -> SessionDetailOut:
+    summary = _summary(eng, session_id)
+    data = _store(eng).export_json(session_id)
+    return SessionDetailOut(**SessionSummaryOut.model_validate(summary, from_attributes=True).model_dump(),
+                            preset=data["preset"], events=data["events"])
+
+
+@router.get("/{session_id}/export.json", responses=E404, summary="The whole record as JSON")
+async def export_json(session_id: str, eng: EngineDep, _: Authed) -> Response:
+    import json
+
+    _summary(eng, session_id)
+    body = json.dumps(_store(eng).export_json(session_id), indent=1, ensure_ascii=False)
+    return Response(body, media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="session-{session_id}.json"'})
+
+
+@router.get("/{session_id}/export.csv", response_class=Response, responses={
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "one row per event"},
+    **E404}, summary="The events as CSV: session time, wall time, kind, phase, details, note")
+async def export_csv(session_id: str, eng: EngineDep, _: Authed) -> Response:
+    _summary(eng, session_id)
+    return Response(_store(eng).export_csv(session_id), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="session-{session_id}.csv"'})
+
+
+@router.get("/{session_id}/report.svg", response_class=Response, responses={
+    200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}, "description": "the report"},
+    **E404}, summary="The session as a picture: phases, brightness, volume, adjustments, reminders")
+async def report(session_id: str, eng: EngineDep, _: Authed) -> Response:
+    from roomctl.report import session_report_svg
+
+    _summary(eng, session_id)
+    stored = _store(eng).get(session_id)
+    if stored is None:
+        raise HTTPException(404, f"no session '{session_id}'")
+    ctl = eng.service.rooms.get(stored.room)
+    safety = ctl.room.safety if ctl else None
+    end_t = None if stored.ended_at is not None else eng.service.clock.now()
+    svg = session_report_svg(stored.session.preset, stored.session.events, safety, end_t=end_t)
+    return Response(svg, media_type="image/svg+xml")
+
+
+@router.patch("/{session_id}", response_model=SessionSummaryOut, responses=E404,
+              summary="Set or clear the therapist's label (no client names)")
+async def set_label(session_id: str, body: LabelIn, eng: EngineDep, _: Authed) -> SessionSummaryOut:
+    _summary(eng, session_id)
+    _store(eng).set_label(session_id, body.label)
+    return SessionSummaryOut.model_validate(_summary(eng, session_id), from_attributes=True)
+
+
+@router.delete("/{session_id}", status_code=204, responses=E404, summary="Delete a session's record")
+async def delete_session(session_id: str, eng: EngineDep, _: Authed) -> Response:
+    _summary(eng, session_id)
+    if _running(eng, session_id):
+        raise HTTPException(409, "the session is running: end it first")
+    _store(eng).delete(session_id)
+    return Response(status_code=204)
+
+
+@router.post("/purge", response_model=PurgeOut, summary="Delete ended sessions older than N days")
+async def purge(body: PurgeIn, eng: EngineDep, _: Authed) -> PurgeOut:
+    return PurgeOut(deleted=_store(eng).purge_older_than(body.older_than_days, eng.service.clock.now()))
