@@ -123,7 +123,9 @@ class SessionRunner:
             self._applied_fade = self._applied_music = None
             self.recovered_at = self.clock.now()
             status = await self._apply_now()
-            if not status.ended:
+            if status.ended:
+                self._record_completion(status)
+            else:
                 self._task = asyncio.create_task(self._run(), name=f"session {session.id}")
             return status
 
@@ -232,6 +234,22 @@ class SessionRunner:
             self._sink(self.session, event)  # durable before anyone is told
         self.session.events.append(event)
 
+    def _record_completion(self, status: Status) -> None:
+        """Give a session that ran out on its own (its last phase's countdown, or Next on the
+        last phase) an `ended` event, so that the record says when it ended. Replay-neutral:
+        the timeline ignores events after the end."""
+        assert self.session is not None and status.ended_at is not None
+        events = self.session.events
+        if any(e.kind is EventKind.ENDED for e in events):
+            return
+        at = max(status.ended_at, events[-1].at)  # events stay in time order
+        try:
+            self._record(Event(kind=EventKind.ENDED, at=at, reason="completed"))
+        except Exception as err:
+            log.exception("room %s: recording the end of session %s failed",
+                          self.room.name, self.session.id)
+            self.last_error = f"record: {err}"
+
     # --- the session task ---------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -239,6 +257,8 @@ class SessionRunner:
             self._poke.clear()
             async with self._lock:
                 status = await self._apply_now()
+                if status.ended:
+                    self._record_completion(status)
             if status.ended:
                 return
             await self._wait(status.next_change_at)
@@ -253,9 +273,9 @@ class SessionRunner:
         finally:
             for t in tasks:
                 t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+            # gather, not `suppress(CancelledError): await t`: that would also swallow a
+            # cancel of this task arriving meanwhile, and close() would wait forever.
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _apply_now(self) -> Status:
         """Evaluate at now and send the drivers whatever changed. Never raises for a driver."""

@@ -376,17 +376,35 @@ def _merge_lights(old: LightsChange | None, new: LightsChange) -> LightsChange:
 
 def evaluate(preset: Preset, events: Sequence[Event], t: float, safety: Safety | None = None) -> Status:
     """The room at time ``t``. ``events`` must start with ``started`` and be in time order."""
+    return evaluate_many(preset, events, (t,), safety)[0]
+
+
+def evaluate_many(preset: Preset, events: Sequence[Event], times: Sequence[float],
+                  safety: Safety | None = None) -> list[Status]:
+    """`evaluate` at each of ``times`` (ascending) in one pass over the events: charts and
+    exports of long sessions would be quadratic evaluating each time afresh."""
     if not events or events[0].kind is not EventKind.STARTED:
         raise ValueError("a session's events begin with 'started'")
     w = _Walk(preset, safety or Safety(), started_at=events[0].at)
     w.enter(0, events[0].at)
-    for e in events[1:]:
-        if e.at > t:
-            break
-        w.run_auto(e.at)
-        w.apply(e)
-    w.run_auto(t)
+    if w.fade is None:  # the first phase sets no lights: the default look until something does
+        w.refade(w.started_at, 0.0)
+    out: list[Status] = []
+    i, previous = 1, float("-inf")
+    for t in times:
+        if t < previous:
+            raise ValueError("times must be in ascending order")
+        previous = t
+        while i < len(events) and events[i].at <= t:
+            w.run_auto(events[i].at)
+            w.apply(events[i])
+            i += 1
+        w.run_auto(t)
+        out.append(_status(w, preset, t))
+    return out
 
+
+def _status(w: _Walk, preset: Preset, t: float) -> Status:
     assert w.fade is not None
     p = w.phase
     remaining: float | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 
 KELVIN_MIN = 2000
 KELVIN_MAX = 6500
@@ -21,7 +22,7 @@ def parse_duration_s(value: object) -> float:
     """'45s', '15m', '1h30m', '1h 5m 30s' or a bare number of seconds -> seconds."""
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration (use e.g. '45s', '15m', '1h30m')")
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and math.isfinite(value):
         return float(value)
     if isinstance(value, str):
         m = _DURATION_RE.match(value)
@@ -35,9 +36,12 @@ def format_duration(seconds: float) -> str:
     """Seconds -> the shortest human form that parses back to the same value ('1h30m', '45s')."""
     if seconds < 0:
         raise ValueError("negative duration")
-    whole = round(seconds)
-    if not math.isclose(whole, seconds, abs_tol=1e-9):
-        return f"{seconds:g}s"
+    if not math.isfinite(seconds):
+        raise ValueError(f"{seconds} is not a duration")
+    if not float(seconds).is_integer():
+        # repr is the shortest text that reads back as the same float; Decimal drops its exponent
+        return f"{Decimal(repr(float(seconds))):f}s"
+    whole = int(seconds)
     h, rest = divmod(whole, 3600)
     m, s = divmod(rest, 60)
     parts = [f"{h}h" if h else "", f"{m}m" if m else "", f"{s}s" if s else ""]
@@ -134,3 +138,87 @@ def rgb_to_xy(rgb: tuple[int, int, int]) -> tuple[float, float]:
     if total == 0:
         return 0.3127, 0.3290  # D65 white point for black
     return x / total, y / total
+
+
+# --- CIE xy geometry for colour lights -------------------------------------------------------
+
+XY = tuple[float, float]
+Gamut = tuple[XY, XY, XY]  # red, green, blue corners of a light's colour triangle
+
+
+def _cross(o: XY, a: XY, b: XY) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _closest_on_segment(p: XY, a: XY, b: XY) -> XY:
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    length2 = dx * dx + dy * dy
+    if length2 == 0:
+        return a
+    t = max(0.0, min(1.0, ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / length2))
+    return a[0] + t * dx, a[1] + t * dy
+
+
+def xy_in_gamut(xy: XY, gamut: Gamut) -> bool:
+    r, g, b = gamut
+    d1, d2, d3 = _cross(r, g, xy), _cross(g, b, xy), _cross(b, r, xy)
+    has_neg = d1 < 0 or d2 < 0 or d3 < 0
+    has_pos = d1 > 0 or d2 > 0 or d3 > 0
+    return not (has_neg and has_pos)
+
+
+def clamp_xy_to_gamut(xy: XY, gamut: Gamut) -> XY:
+    """``xy`` itself when a light can show it, else the closest point on the gamut triangle."""
+    if xy_in_gamut(xy, gamut):
+        return xy
+    r, g, b = gamut
+    candidates = [_closest_on_segment(xy, a, c) for a, c in ((r, g), (g, b), (b, r))]
+    return min(candidates, key=lambda q: (q[0] - xy[0]) ** 2 + (q[1] - xy[1]) ** 2)
+
+
+def mireds_to_xy(mireds: float) -> XY:
+    """A colour temperature -> xy on the Planckian locus (Kim et al. 2002, 1667-25000 K)."""
+    t = min(25000.0, max(1667.0, 1_000_000 / mireds))
+    if t <= 4000:
+        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
+    else:
+        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
+    if t <= 2222:
+        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    elif t <= 4000:
+        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    else:
+        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
+    return x, y
+
+
+def nearest_mireds(xy: XY, lowest: int, highest: int) -> int:
+    """The colour temperature in ``lowest..highest`` mireds whose white is closest to ``xy``:
+    how a white-only light shows a colour."""
+
+    def distance2(m: int) -> float:
+        px, py = mireds_to_xy(m)
+        return (px - xy[0]) ** 2 + (py - xy[1]) ** 2
+
+    return min(range(lowest, highest + 1), key=distance2)
+
+
+def _linear_to_srgb(c: float) -> float:
+    return 12.92 * c if c <= 0.0031308 else 1.055 * c ** (1 / 2.4) - 0.055
+
+
+def xy_to_rgb(xy: XY) -> tuple[int, int, int]:
+    """CIE xy -> the sRGB colour at full brightness (the inverse of `rgb_to_xy`), for display."""
+    x, y = xy
+    if y <= 0:
+        return 0, 0, 0
+    big_x, big_y, big_z = x / y, 1.0, (1 - x - y) / y
+    r = big_x * 1.656492 - big_y * 0.354851 - big_z * 0.255038
+    g = -big_x * 0.707196 + big_y * 1.655397 + big_z * 0.036152
+    b = big_x * 0.051713 - big_y * 0.121364 + big_z * 1.011530
+    rgb = [max(0.0, v) for v in (r, g, b)]
+    top = max(rgb)
+    if top > 1:
+        rgb = [v / top for v in rgb]
+    r8, g8, b8 = (round(255 * min(1.0, _linear_to_srgb(v))) for v in rgb)
+    return r8, g8, b8

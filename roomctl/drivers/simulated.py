@@ -61,7 +61,9 @@ class SimulatedLights:
         f = self._fade
         if f.duration_s <= 0 or t >= f.start_t + f.duration_s:
             return f.end
-        return blend(f.start, f.end, max(0.0, (t - f.start_t) / f.duration_s))
+        if t <= f.start_t:
+            return f.start  # exactly where it was: a blend at 0 would round the colour
+        return blend(f.start, f.end, (t - f.start_t) / f.duration_s)
 
     def readings(self) -> list[LightReading]:
         look = self._look_at(self._clock.now())
