@@ -8,10 +8,13 @@
     mode NORMAL does not fsync on commit, so a power cut can lose the last acknowledged
     commands; roomctl uses FULL.
 
-Sessions restart every SESSION_COMMANDS commands, so that the timeline's replay (every
-command evaluates the session from its first event) stays short: the store's share is then at
-its largest. (c) repeats (b) without NORMAL in sessions that grow to LONG_COMMANDS events, as
-a therapist dragging sliders (10 commands a second) produces. Last line: one JSON object.
+(c) repeats (b) without NORMAL in a session that grows to LONG_COMMANDS events, as a
+therapist dragging sliders (10 commands a second) produces: a command must not get slower as
+the session grows.
+(d) what a tablet waits for: the same command as an HTTP request to the real service (uvicorn
+on 127.0.0.1), one app with the store and one without, interleaved in one run. This is the
+`command_latency_ratio` of the last line; (b)'s engine-only ratio is there too.
+Last line: one JSON object.
 
     .venv/bin/python bench/store.py [data folder]   (default: a temporary folder)
 """
@@ -27,6 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
+from api.testing import demo_test_config, running_app
 from roomctl.clock import RealClock
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.events import Event, EventKind, LightsChange
@@ -39,6 +45,7 @@ APPEND_S = 2.0  # time budget per append measurement
 COMMANDS = 600  # per variant
 SESSION_COMMANDS = 60  # a busy session of taps
 LONG_COMMANDS = 400  # slider drags
+HTTP_COMMANDS = 400  # per variant
 
 
 def filesystem_of(path: Path) -> str:
@@ -108,6 +115,37 @@ async def command_latencies(preset: Preset, stores: dict[str, SessionStore | Non
     return out
 
 
+def http_latencies(folder: Path) -> dict[str, list[float]]:
+    """POST /lights round trips against two live services, one keeping the record."""
+    out: dict[str, list[float]] = {"none": [], "full": []}
+    store = SessionStore.open(folder / "http" / "sessions.db")
+    try:
+        with running_app(demo_test_config(folder / "http-none")) as plain, \
+                running_app(demo_test_config(folder / "http"), store=store) as kept:
+            clients = {}
+            for name, srv in (("none", plain), ("full", kept)):
+                c = httpx.Client(base_url=srv.url, headers={"Authorization": f"Bearer {srv.pair()}"})
+                c.post("/api/rooms/room-1/session", json={"preset": "kap-intramuscular"}).raise_for_status()
+                clients[name] = c
+            try:
+                for i in range(HTTP_COMMANDS):
+                    order = list(clients.items())
+                    if i % 2:
+                        order.reverse()
+                    for name, c in order:
+                        t0 = time.perf_counter()
+                        r = c.post("/api/rooms/room-1/lights",
+                                   json={"brightness": 20 if i % 2 else 30, "transition": 2})
+                        out[name].append(time.perf_counter() - t0)
+                        r.raise_for_status()
+            finally:
+                for c in clients.values():
+                    c.close()
+    finally:
+        store.close()
+    return out
+
+
 def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if q < 100 else max(values)
 
@@ -151,13 +189,21 @@ def main() -> None:
             ratio_long = tail["full"] / tail["none"]
             print(f"(c) one session growing to {LONG_COMMANDS} events, p50 of the last 100: "
                   f"no sink {tail['none']:.3f} ms, store FULL {tail['full']:.3f} ms, "
-                  f"ratio {ratio_long:.2f} (replaying the events dominates)")
+                  f"ratio {ratio_long:.2f}")
+            http = http_latencies(folder)
+            http_p50 = {k: statistics.median(v) * 1e3 for k, v in http.items()}
+            http_ratio = http_p50["full"] / http_p50["none"]
+            print(f"(d) POST /lights over HTTP, {HTTP_COMMANDS} each, interleaved: no record "
+                  f"p50 {http_p50['none']:.3f} ms, with the record {http_p50['full']:.3f} ms, "
+                  f"ratio {http_ratio:.2f}")
         finally:
             full.close()
             normal.close()
     print(json.dumps({
         "durable_events_per_s": round(eps_full),
-        "command_latency_ratio": round(ratio, 2),
+        "command_latency_ratio": round(http_ratio, 2),
+        "http_command_p50_ms": {k: round(v, 3) for k, v in http_p50.items()},
+        "engine_command_latency_ratio": round(ratio, 2),
         "command_p50_ms": {k: round(v, 3) for k, v in p50.items()},
         "events_per_s_normal": round(eps_normal),
         "command_latency_ratio_normal": round(ratio_normal, 2),

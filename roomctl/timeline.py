@@ -438,3 +438,42 @@ def _status(w: _Walk, preset: Preset, t: float) -> Status:
         cues_acknowledged=tuple(c for c in fired if c.acknowledged_at is not None),
         next_change_at=min(wakeups) if wakeups and w.ended_at is None else None,
     )
+
+
+class Replay:
+    """`evaluate` for a session whose events only grow: the walk up to the last event is kept,
+    so the room at "now" costs the same after ten events or ten thousand. Asking about a time
+    before the last event, or about events that were not simply appended, replays afresh."""
+
+    def __init__(self, preset: Preset, safety: Safety | None = None) -> None:
+        self.preset = preset
+        self.safety = safety or Safety()
+        self._walk: _Walk | None = None
+        self._seen: list[Event] = []
+
+    def status(self, events: Sequence[Event], t: float) -> Status:
+        if not events or events[0].kind is not EventKind.STARTED:
+            raise ValueError("a session's events begin with 'started'")
+        n = len(self._seen)
+        if (self._walk is None or len(events) < n or (n and events[n - 1] is not self._seen[-1])
+                or events[0] is not self._seen[0]):
+            self._restart(events[0])
+        assert self._walk is not None
+        last_at = self._seen[-1].at
+        if t < last_at or any(e.at > t for e in events[len(self._seen):]):
+            return evaluate(self.preset, events, t, self.safety)
+        w = self._walk
+        for e in events[len(self._seen):]:
+            w.run_auto(e.at)
+            w.apply(e)
+            self._seen.append(e)
+        view = replace(w, visits=list(w.visits), acked=dict(w.acked))
+        view.run_auto(t)
+        return _status(view, self.preset, t)
+
+    def _restart(self, started: Event) -> None:
+        w = _Walk(self.preset, self.safety, started_at=started.at)
+        w.enter(0, started.at)
+        if w.fade is None:
+            w.refade(w.started_at, 0.0)
+        self._walk, self._seen = w, [started]

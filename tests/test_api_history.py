@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api_server import Running, demo_test_config, running_app
+from api.testing import Running, demo_test_config, running_app
 from roomctl.store import SessionStore
 
 

@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from api_server import Running, demo_test_config, running_app
+from api.testing import Running, demo_test_config, running_app
 from roomctl.store import SessionStore
 
 # The schema is the app's own; building the app does not start it.

@@ -9,7 +9,7 @@ from roomctl import units
 from roomctl.drivers.base import LightLook, MusicTarget
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import Preset, parse_preset_yaml
-from roomctl.timeline import Fade, Safety, Status, blend, evaluate
+from roomctl.timeline import Fade, Replay, Safety, Status, blend, evaluate
 
 T0 = 1_000_000.0
 M = 60.0  # one minute
@@ -592,3 +592,36 @@ phases:
     s = at(started(), 1 * M + 5, preset)
     assert s.light_fade.start == LightLook(0, color_temp=2700)
     assert s.light_now.brightness == pytest.approx(15)
+
+
+# --- incremental replay ---------------------------------------------------------------------
+
+
+def test_incremental_replay_matches_a_fresh_evaluation() -> None:
+    """The runner's `Replay` keeps its walk between calls; it must agree with `evaluate` at every
+    time, including times before the last event and after events are appended."""
+    script = [
+        ev(EventKind.ADVANCED, 10 * M),
+        ev(EventKind.LIGHTS_SET, 12 * M, lights=LightsChange(brightness=20, transition=5)),
+        ev(EventKind.HELD, 14 * M),
+        ev(EventKind.RESUMED, 16 * M),
+        ev(EventKind.EMERGENCY_ON, 30 * M),
+        ev(EventKind.EMERGENCY_OFF, 31 * M),
+        ev(EventKind.MUSIC_SET, 40 * M, music=MusicChange(volume=15)),
+        ev(EventKind.JUMPED, 50 * M, phase="prep"),
+        ev(EventKind.ADVANCED, 52 * M),
+    ]
+    events = started()
+    replay = Replay(PRESET)
+    checked = 0
+    for e in script:
+        events.append(e)
+        for t_s in (e.at - T0 - 90, e.at - T0, e.at - T0 + 1, e.at - T0 + 7 * M, e.at - T0 + 45 * M):
+            if t_s < 0:
+                continue
+            assert replay.status(events, T0 + t_s) == evaluate(PRESET, events, T0 + t_s)
+            checked += 1
+    assert checked > 40
+    # a list that was not simply appended to (a different session) starts over
+    other = [*started(), ev(EventKind.JUMPED, 1 * M, phase="journey")]
+    assert replay.status(other, T0 + 2 * M) == evaluate(PRESET, other, T0 + 2 * M)

@@ -1,4 +1,5 @@
-"""Run the real app under uvicorn on 127.0.0.1 in a background thread, for tests and benches."""
+"""Run the real app under uvicorn on 127.0.0.1 in a background thread: for the tests and the
+benchmarks, which talk to it over real HTTP."""
 
 from __future__ import annotations
 
