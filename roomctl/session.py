@@ -112,10 +112,30 @@ class SessionRunner:
             self.session = Session(session_id or uuid.uuid4().hex[:12], preset, [], label)
             self._applied_fade = self._applied_music = None
             self.recovered_at = None
-            await self._record(Event(kind=EventKind.STARTED, at=self.clock.now()))
+            await self._record(Event(kind=EventKind.STARTED, at=self.clock.now(),
+                                     lights=self._room_look()))
             status = await self._apply_now()
             self._task = asyncio.create_task(self._run(), name=f"session {self.session.id}")
             return status
+
+    def _room_look(self) -> LightsChange | None:
+        """How the room's lights look now (their average), recorded with `started` so the first
+        fade is predicted from where the bulbs really are."""
+        try:
+            on = [r for r in self.room.lights.readings() if r.reachable]
+        except Exception:
+            log.exception("room %s: reading the lights failed", self.room.name)
+            return None
+        if not on:
+            return None
+        brightness = sum(r.brightness if r.on else 0.0 for r in on) / len(on)
+        first = on[0]
+        colour: dict[str, Any] = {}
+        if first.color is not None:
+            colour["color"] = first.color
+        elif first.color_temp is not None and 2000 <= first.color_temp <= 6500:
+            colour["color_temp"] = first.color_temp
+        return LightsChange(brightness=round(min(100.0, max(0.0, brightness)), 1), transition=0, **colour)
 
     async def recover(self, session: Session) -> Status:
         """Continue a session that was running when the service stopped: replay its events,

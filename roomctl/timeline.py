@@ -385,10 +385,7 @@ def evaluate_many(preset: Preset, events: Sequence[Event], times: Sequence[float
     exports of long sessions would be quadratic evaluating each time afresh."""
     if not events or events[0].kind is not EventKind.STARTED:
         raise ValueError("a session's events begin with 'started'")
-    w = _Walk(preset, safety or Safety(), started_at=events[0].at)
-    w.enter(0, events[0].at)
-    if w.fade is None:  # the first phase sets no lights: the default look until something does
-        w.refade(w.started_at, 0.0)
+    w = _begin(preset, safety or Safety(), events[0])
     out: list[Status] = []
     i, previous = 1, float("-inf")
     for t in times:
@@ -472,8 +469,21 @@ class Replay:
         return _status(view, self.preset, t)
 
     def _restart(self, started: Event) -> None:
-        w = _Walk(self.preset, self.safety, started_at=started.at)
-        w.enter(0, started.at)
-        if w.fade is None:
-            w.refade(w.started_at, 0.0)
-        self._walk, self._seen = w, [started]
+        self._walk, self._seen = _begin(self.preset, self.safety, started), [started]
+
+
+def _begin(preset: Preset, safety: Safety, started: Event) -> _Walk:
+    """The walk at the start. The `started` event may say how the room looked then, so that
+    the first phase's fade is predicted from there rather than from its own end."""
+    w = _Walk(preset, safety, started_at=started.at)
+    if started.lights is not None and started.lights.brightness is not None:
+        o = started.lights
+        before = LightLook(o.brightness, color_temp=o.color_temp if o.color is None else None,
+                           color=o.color)
+        if before.color is None and before.color_temp is None:
+            before = replace(before, color_temp=DEFAULT_KELVIN)
+        w.fade = Fade(before, before, started.at, 0.0)
+    w.enter(0, started.at)
+    if w.fade is None:  # the first phase sets no lights: the default look until something does
+        w.refade(w.started_at, 0.0)
+    return w

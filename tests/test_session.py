@@ -422,3 +422,16 @@ async def test_the_session_ends_on_its_own_and_the_task_stops(runner: SessionRun
     await clock.advance(35 * 60)
     assert not runner.running
     assert clock.next_deadline() is None  # nothing left asleep
+
+
+async def test_start_records_how_the_room_looked_and_predicts_the_first_fade_from_it(
+        runner: SessionRunner, clock: VirtualClock, lights: SimulatedLights) -> None:
+    await lights.apply(LightLook(20, color_temp=3000), 0)
+    await runner.start(PRESET)
+    assert runner.session is not None
+    assert runner.session.events[0].lights == LightsChange(brightness=20, color_temp=3000, transition=0)
+    await clock.advance_to(START + 15)  # half way through the 30 s fade from 20 % to 60 %
+    status = runner.status()
+    assert status is not None
+    assert status.light_now.brightness == pytest.approx(40)
+    assert [r.brightness for r in lights.readings()] == [pytest.approx(40, abs=0.1)] * 4

@@ -625,3 +625,12 @@ def test_incremental_replay_matches_a_fresh_evaluation() -> None:
     # a list that was not simply appended to (a different session) starts over
     other = [*started(), ev(EventKind.JUMPED, 1 * M, phase="journey")]
     assert replay.status(other, T0 + 2 * M) == evaluate(PRESET, other, T0 + 2 * M)
+
+
+def test_the_first_fade_starts_from_the_look_recorded_at_start() -> None:
+    dark = [Event(kind=EventKind.STARTED, at=T0, lights=LightsChange(brightness=0, color_temp=2700))]
+    assert at(dark, 0).light_now.brightness == 0
+    assert at(dark, 15).light_now.brightness == pytest.approx(30)  # half of the 30 s fade to 60 %
+    assert at(dark, 30).light_now.brightness == 60
+    # without a recorded look the room is taken to show the first phase already
+    assert at(started(), 15).light_now.brightness == 60
