@@ -1,0 +1,152 @@
+"""A real `roomctl serve` for the browser tests and the UI bench.
+
+It writes a config with a known PIN and a data folder under a base directory, picks a free
+127.0.0.1 port, and can be stopped and started again on the same port and data (to see the
+tablet reconnect). Output goes to a log file so a chatty server never blocks on a full pipe.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+PIN = "246810"
+
+# A preset that reaches its reminder in 2 s, so a test need not wait for the bundled tour's 10 s.
+UI_CHECK_PRESET = """\
+name: UI check
+description: A short preset for the tablet's tests; a reminder 2 s into the first phase.
+phases:
+  - id: settle
+    kind: preparation
+    title: Settle in
+    advance: manual
+    planned: 5m
+    lights: {brightness: 60, color_temp: 2700K, transition: 1s}
+    music: {playlist: arrival, volume: 40, fade_in: 2s}
+    cues:
+      - {at: 2s, text: Check blood pressure}
+  - id: journey
+    kind: journey
+    duration: 20m
+    lights: {brightness: 15, color: "#ff8a3d", transition: 5s}
+    music: {playlist: journey, volume: 45, crossfade: 4s}
+  - id: return
+    kind: return
+    duration: 10m
+    lights: {brightness: 45, color_temp: 2700K, transition: 1m}
+    music: {playlist: return, volume: 35}
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _roomctl() -> list[str]:
+    script = Path(sys.executable).with_name("roomctl")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("roomctl")
+    return [found] if found else [sys.executable, "-m", "roomctl.cli"]
+
+
+class UIServer:
+    """`roomctl serve` on 127.0.0.1 with simulated lights and audio, one room "Room 1"."""
+
+    def __init__(self, base: Path, presets: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.base = base
+        self.data = base / "data"
+        self.clinic = self.data / "presets"
+        self.config = base / "roomctl.toml"
+        self.port = port or free_port()
+        self.log_path = base / "serve.log"
+        self.pairing_code: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.clinic.mkdir(parents=True, exist_ok=True)
+        for preset_id, text in (presets or {}).items():
+            (self.clinic / f"{preset_id}.yaml").write_text(text, encoding="utf-8")
+        self.config.write_text(
+            f'pin = "{PIN}"\n'
+            'data_dir = "data"\n'
+            "[[rooms]]\n"
+            'name = "Room 1"\n'
+            "[rooms.lights]\n"
+            'kind = "simulated"\n'
+            "[rooms.audio]\n"
+            'kind = "simulated"\n',
+            encoding="utf-8",
+        )
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        assert self._proc is None, "already started"
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(
+            [*_roomctl(), "serve", "--config", str(self.config),
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(timeout=1.0) as client:
+            while True:
+                if self._proc.poll() is not None:
+                    log = self.log_path.read_text(encoding="utf-8", errors="replace")[offset:]
+                    self.stop()
+                    raise RuntimeError(f"roomctl serve exited early:\n{log}")
+                try:
+                    if client.get(f"{self.origin}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise TimeoutError(f"roomctl serve did not answer on {self.origin}")
+                time.sleep(0.05)
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")[offset:]
+        m = re.search(r"#pair=(\S+)", text)
+        self.pairing_code = m.group(1) if m else None
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def token(self) -> str:
+        """A fresh token for API checks beside the browser."""
+        r = httpx.post(f"{self.origin}/api/pair", json={"pin": PIN, "label": "test"}, timeout=5)
+        r.raise_for_status()
+        token: str = r.json()["token"]
+        return token
