@@ -20,7 +20,7 @@ class Engine:
     store: Any = None  # roomctl.store.SessionStore when the record is kept
 
 
-def engine(request: Request) -> Engine:
+async def engine(request: Request) -> Engine:
     eng: Engine = request.app.state.engine
     return eng
 
@@ -36,7 +36,7 @@ def token_of(headers: Any, cookies: Any, query: Any = None) -> str | None:
     return None
 
 
-def require_token(request: Request, eng: Annotated[Engine, Depends(engine)]) -> TokenRecord:
+async def require_token(request: Request, eng: Annotated[Engine, Depends(engine)]) -> TokenRecord:
     rec = eng.auth.check(token_of(request.headers, request.cookies))
     if rec is None:
         raise HTTPException(401, "pair this tablet first: POST /api/pair with the PIN",
@@ -48,7 +48,7 @@ def ws_token_ok(ws: WebSocket, eng: Engine) -> bool:
     return eng.auth.check(token_of(ws.headers, ws.cookies, ws.query_params)) is not None
 
 
-def room(room_id: str, eng: Annotated[Engine, Depends(engine)]) -> RoomController:
+async def room(room_id: str, eng: Annotated[Engine, Depends(engine)]) -> RoomController:
     ctl = eng.service.rooms.get(room_id)
     if ctl is None:
         known = ", ".join(eng.service.rooms) or "none"

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Response, WebSocket, WebSocketDisconnect
 
 from api.deps import Authed, EngineDep, RoomDep, ws_token_ok
 from api.models import (
@@ -38,8 +38,9 @@ CMD = {**AUTH, **E404, **E409}
 router = APIRouter(prefix="/api/rooms", tags=["rooms"], responses=AUTH)
 
 
-def _state(eng: EngineDep, room_id: str) -> RoomState:
-    return eng.hubs[room_id].state()
+def _state(eng: EngineDep, room_id: str) -> Any:
+    """The room state, serialized once here: FastAPI would validate and serialize it again."""
+    return Response(eng.hubs[room_id].state().model_dump_json(), media_type="application/json")
 
 
 async def _run(call: Awaitable[Status | None]) -> None:
@@ -63,12 +64,12 @@ def _preflight(p: Preflight) -> PreflightOut:
 
 @router.get("", response_model=list[RoomSummary], summary="Rooms and their live state")
 async def list_rooms(eng: EngineDep, _: Authed) -> list[RoomSummary]:
-    return [RoomSummary(id=rid, name=ctl.config.name, state=_state(eng, rid))
+    return [RoomSummary(id=rid, name=ctl.config.name, state=eng.hubs[rid].state())
             for rid, ctl in eng.service.rooms.items()]
 
 
 @router.get("/{room_id}/state", response_model=RoomState, responses=E404, summary="A room's live state")
-async def get_state(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def get_state(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     return _state(eng, ctl.id)
 
 
@@ -95,46 +96,46 @@ async def start_session(body: StartIn, ctl: RoomDep, eng: EngineDep, _: Authed) 
         raise HTTPException(409, f"preset '{body.preset}' has problems: {err.problems[0]}") from None
     report = await ctl.preflight(preset)
     await _run(ctl.start(body.preset, preset, body.label))
-    return StartOut(state=_state(eng, ctl.id), preflight=_preflight(report))
+    return StartOut(state=eng.hubs[ctl.id].state(), preflight=_preflight(report))
 
 
 @router.post("/{room_id}/session/next", response_model=RoomState, responses=CMD,
              summary="End the current phase now")
-async def next_phase(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def next_phase(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     await _run(ctl.runner.next())
     return _state(eng, ctl.id)
 
 
 @router.post("/{room_id}/session/hold", response_model=RoomState, responses=CMD,
              summary="Freeze the current phase's countdown")
-async def hold(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def hold(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     await _run(ctl.runner.hold())
     return _state(eng, ctl.id)
 
 
 @router.post("/{room_id}/session/resume", response_model=RoomState, responses=CMD,
              summary="Continue a held countdown")
-async def resume(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def resume(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     await _run(ctl.runner.resume())
     return _state(eng, ctl.id)
 
 
 @router.post("/{room_id}/session/extend", response_model=RoomState, responses=CMD,
              summary="Add time to the current phase")
-async def extend(body: ExtendIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def extend(body: ExtendIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     await _run(ctl.runner.extend(body.seconds))
     return _state(eng, ctl.id)
 
 
 @router.post("/{room_id}/session/jump", response_model=RoomState, responses=CMD,
              summary="Go to any phase")
-async def jump(body: JumpIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def jump(body: JumpIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     await _run(ctl.runner.jump(body.phase))
     return _state(eng, ctl.id)
 
 
 @router.post("/{room_id}/session/end", response_model=RoomState, responses=CMD, summary="End the session")
-async def end(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def end(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     await _run(ctl.runner.end())
     return _state(eng, ctl.id)
 
@@ -143,7 +144,7 @@ async def end(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
              summary="Set the lights (overrides the phase until the next phase or back to preset)",
              openapi_extra={"requestBody": {"content": {"application/json": {
                  "example": {"brightness": 30, "color_temp": 2400, "transition": 2}}}}})
-async def set_lights(body: LightsChange, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def set_lights(body: LightsChange, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     await _run(ctl.runner.set_lights(body))
     return _state(eng, ctl.id)
 
@@ -152,21 +153,21 @@ async def set_lights(body: LightsChange, ctl: RoomDep, eng: EngineDep, _: Authed
              summary="Set the music: volume, play/pause, next/previous track",
              openapi_extra={"requestBody": {"content": {"application/json": {
                  "example": {"volume": 35}}}}})
-async def set_music(body: MusicChange, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def set_music(body: MusicChange, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     await _run(ctl.runner.set_music(body))
     return _state(eng, ctl.id)
 
 
 @router.post("/{room_id}/back-to-preset", response_model=RoomState, responses=CMD,
              summary="Drop the therapist's light and music changes; follow the preset again")
-async def back_to_preset(ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def back_to_preset(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     await _run(ctl.runner.back_to_preset())
     return _state(eng, ctl.id)
 
 
 @router.post("/{room_id}/emergency", response_model=RoomState, responses={**AUTH, **E404},
              summary="Lights up (on) or release it (off); works with or without a session")
-async def emergency(body: EmergencyIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def emergency(body: EmergencyIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     # Idempotent on purpose: a therapist pressing Lights up twice must never see an error.
     if body.on and not ctl.emergency:
         await _run(ctl.emergency_on())
@@ -177,7 +178,7 @@ async def emergency(body: EmergencyIn, ctl: RoomDep, eng: EngineDep, _: Authed) 
 
 @router.post("/{room_id}/cues/ack", response_model=RoomState, responses=CMD,
              summary="Acknowledge a reminder, with an optional short note (e.g. a blood pressure)")
-async def acknowledge(body: AckIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> RoomState:
+async def acknowledge(body: AckIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     await _run(ctl.runner.acknowledge(body.cue, body.note))
     return _state(eng, ctl.id)
 

@@ -102,6 +102,7 @@ class SessionOut(BaseModel):
     phases: list[PhaseOut]
     time_in_phase_s: float
     remaining_s: float | None = None
+    countdown_s: float | None = None  # remaining time of an auto phase, frozen while held
     held: bool
     time_since_dose_s: float | None = None
     emergency: bool
@@ -144,6 +145,7 @@ def session_out(ctl: RoomController, st: Status) -> SessionOut:
         phases=phases,
         time_in_phase_s=round(st.time_in_phase_s, 3),
         remaining_s=None if st.remaining_s is None else round(st.remaining_s, 3),
+        countdown_s=None if st.countdown_s is None else round(st.countdown_s, 3),
         held=st.held,
         time_since_dose_s=None if st.time_since_dose_s is None else round(st.time_since_dose_s, 3),
         emergency=st.emergency,

@@ -63,6 +63,8 @@ class LightsConfig(BaseModel):
                 raise ValueError("bridge: a hue room needs the bridge's address")
             if not self.group and not self.lights:
                 raise ValueError("group: a hue room needs a group id or a list of light ids")
+            if self.group and self.lights:
+                raise ValueError("lights: give a group or a list of light ids, not both")
         return self
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roomctl.clock import Clock, RealClock
-from roomctl.config import AudioKind, Config, LightsKind, RoomConfig
+from roomctl.config import AudioKind, Config, ConfigError, LightsKind, RoomConfig
 from roomctl.drivers.base import Audio, AudioSnapshot, DriverHealth, LightLook, Lights, MusicTarget, PlaylistReport
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.library import PresetLibrary
@@ -104,14 +104,17 @@ class RoomController:
         self.changed()
 
 
-def _build_lights(cfg: Config, room: RoomConfig, clock: Clock) -> Lights:
+def _build_lights(cfg: Config, room: RoomConfig, clock: Clock, hue: Any) -> Lights:
     if room.lights.kind is LightsKind.HUE:
         from roomctl.drivers.hue import build_hue_lights
 
         username = cfg.hue_username(room)
+        if not username:
+            raise ConfigError(f"rooms '{room.name}': lights: no username for Hue bridge "
+                              f"{room.lights.bridge}: run `roomctl hue pair --bridge {room.lights.bridge}`")
         assert room.lights.bridge is not None
-        return build_hue_lights(room.lights.bridge, username, room.lights.group, room.lights.lights,
-                                clock, timeout_s=room.lights.timeout)
+        return build_hue_lights(room.lights.bridge, username, room.lights.group,
+                                None if room.lights.group else room.lights.lights, clock, bridges=hue)
     return SimulatedLights(clock, room.lights.names)
 
 
@@ -157,16 +160,36 @@ class Service:
 
     async def start(self) -> None:
         cfg = self.config
+        hue = None
+        if any(rc.lights.kind is LightsKind.HUE for rc in cfg.rooms):
+            from roomctl.drivers.hue import HueBridges, HueOptions
+
+            timeout = min(rc.lights.timeout for rc in cfg.rooms if rc.lights.kind is LightsKind.HUE)
+            hue = HueBridges(self.clock, HueOptions(request_timeout_s=timeout))
         for rc in cfg.rooms:
             safety = cfg.safety.to_safety(rc.audio.max_volume)
-            lights = _build_lights(cfg, rc, self.clock)
+            lights = _build_lights(cfg, rc, self.clock, hue)
             audio, note = await asyncio.to_thread(_build_audio, cfg, rc, self.clock, safety)
+            if rc.lights.kind is LightsKind.HUE:
+                await self._first_contact(rc, lights)
             room = Room(rc.name, lights, audio, safety)
             sink = self._sink_for(rc.id) if self._sink_for else None
             runner = SessionRunner(room, self.clock, event_sink=sink)
             self.rooms[rc.id] = RoomController(rc.id, rc, room, runner, note)
             log.info("room %s ready: lights %s, audio %s", rc.name, lights.health().detail,
                      note or audio.health().detail)
+
+    @staticmethod
+    async def _first_contact(rc: RoomConfig, lights: Lights) -> None:
+        """Reach the bridge once at start, so the room state says at once whether it answers.
+        A bridge that does not answer is no reason not to start: the driver keeps trying."""
+        from roomctl.drivers.hue import HueError, HueLights
+
+        assert isinstance(lights, HueLights)
+        try:
+            await lights.connect()
+        except HueError as err:
+            log.warning("room %s: %s", rc.name, err)
 
     async def stop(self) -> None:
         for ctl in self.rooms.values():

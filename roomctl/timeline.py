@@ -95,6 +95,7 @@ class Status:
     phase_started_at: float
     time_in_phase_s: float
     remaining_s: float | None  # None while manual, held or in emergency
+    countdown_s: float | None  # an auto phase's time left, frozen while held (None: manual/ended)
     held: bool
     time_since_dose_s: float | None
     light_fade: Fade
@@ -409,6 +410,11 @@ def _status(w: _Walk, preset: Preset, t: float) -> Status:
         end = w.auto_end_t()
         assert end is not None
         remaining = max(0.0, end - t)
+    countdown: float | None = None
+    if w.ended_at is None and p.advance is Advance.AUTO and p.duration is not None:
+        frozen_now = t - w.frozen_since if w.frozen_since is not None else 0.0
+        active = (t - w.entered_at) - w.frozen_total_s - frozen_now
+        countdown = max(0.0, p.duration + w.extra_s - active)
     fired, upcoming = w.cues(t)
     auto_end = w.auto_end_t()
     wakeups = [x for x in [auto_end, *upcoming] if x is not None and x > t]
@@ -424,6 +430,7 @@ def _status(w: _Walk, preset: Preset, t: float) -> Status:
         phase_started_at=w.entered_at,
         time_in_phase_s=max(0.0, now_t - w.entered_at),
         remaining_s=remaining,
+        countdown_s=countdown,
         held=w.held,
         time_since_dose_s=None if w.dose_at is None else max(0.0, now_t - w.dose_at),
         light_fade=w.fade,

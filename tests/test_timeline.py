@@ -149,9 +149,10 @@ phases:
 def test_hold_freezes_the_countdown_and_resume_continues_it() -> None:
     events = [*dosed(0), ev(EventKind.HELD, 5 * M)]
     s = at(events, 5 * M)
-    assert s.held and s.remaining_s is None
+    assert s.held and s.remaining_s is None and s.countdown_s == 10 * M
     s = at(events, 4 * 3600)
     assert s.phase.id == "dose" and s.held  # no auto advance while held
+    assert s.countdown_s == 10 * M  # the countdown is frozen where the hold began
     assert s.time_in_phase_s == 4 * 3600  # time in phase keeps running
     events.append(ev(EventKind.RESUMED, 40 * M))
     s = at(events, 40 * M)

@@ -33,7 +33,6 @@ const app = {
   presetList: [],
   chosen: null, // preset id picked for the next session
   preflightFor: null,
-  lastRemaining: null, // {key, value}: the countdown shown while a phase is on hold
   nudgeDismissed: new Set(),
   wakeLock: null,
   tab: "session",
@@ -151,7 +150,6 @@ function connect() {
       // The first message after (re)connecting restores everything, whatever we showed before.
       app.lastSeq = -1;
       app.restSeq = -1;
-      app.lastRemaining = null;
       app.attempt = 0;
       applyState(st);
       setLive(true);
@@ -250,9 +248,6 @@ function applyState(st) {
   app.lastSeq = Math.max(app.lastSeq, st.seq);
   const s = st.session;
   const running = active(st);
-  if (running && s.remaining_s !== null && s.remaining_s !== undefined) {
-    app.lastRemaining = { key: `${s.id}/${s.phase.index}`, value: s.remaining_s };
-  }
   $("idle").hidden = running;
   $("running").hidden = !running;
   $("steer").hidden = !running;
@@ -487,8 +482,8 @@ function tick() {
     remEl.textContent = fmtClock(Math.ceil(remaining));
     remLabel.textContent = "Remaining";
     remEl.classList.remove("dim");
-  } else if ((s.held || s.emergency) && app.lastRemaining && app.lastRemaining.key === `${s.id}/${s.phase.index}`) {
-    remEl.textContent = fmtClock(Math.ceil(app.lastRemaining.value));
+  } else if ((s.held || s.emergency) && s.countdown_s !== null && s.countdown_s !== undefined) {
+    remEl.textContent = fmtClock(Math.ceil(s.countdown_s));
     remLabel.textContent = "Remaining · on hold";
     remEl.classList.remove("dim");
   } else if (s.phase.advance === "manual") {
@@ -709,13 +704,11 @@ function wireStatic() {
     quietly(command(app.state?.session?.held ? "/session/resume" : "/session/hold"));
   });
   $("btn-extend").addEventListener("click", async () => {
-    const held = app.state?.session?.held;
     try {
       await command("/session/extend", { seconds: 300 });
     } catch {
       return;
     }
-    if (held && app.lastRemaining) app.lastRemaining.value += 300;
     toast("5 minutes added to this phase.");
   });
   $("btn-jump").addEventListener("click", openJump);
