@@ -21,9 +21,9 @@ from api.auth import COOKIE, Auth, Locked
 from api.deps import Authed, Engine, EngineDep
 from api.hub import RoomHub
 from api.models import ErrorOut, Invalid, PairIn, PairOut, ProblemOut, TokenOut
-from roomctl.preset import friendly_message
 from roomctl.clock import Clock
 from roomctl.config import Config
+from roomctl.preset import friendly_message
 from roomctl.service import Service
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,8 @@ from api.state import RoomState
 
 _STRICT = ConfigDict(extra="forbid")
 
+Responses = dict[int | str, dict[str, Any]]  # a route's documented answers besides its own
+
 
 class ErrorOut(BaseModel):
     detail: str

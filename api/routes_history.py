@@ -8,13 +8,13 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Authed, Engine, EngineDep
-from api.models import ErrorOut
+from api.models import ErrorOut, Responses
 
 router = APIRouter(prefix="/api/sessions", tags=["history"],
                    responses={401: {"model": ErrorOut, "description": "not paired"},
                               409: {"model": ErrorOut, "description": "no record is kept, or the "
                                     "session is running"}})
-E404 = {404: {"model": ErrorOut, "description": "no such session"}}
+E404: Responses = {404: {"model": ErrorOut, "description": "no such session"}}
 
 
 class SessionSummaryOut(BaseModel):

@@ -17,6 +17,7 @@ from api.models import (
     PresetOut,
     PresetSummary,
     ProblemOut,
+    Responses,
     ValidateOut,
     YamlIn,
 )
@@ -27,8 +28,8 @@ from roomctl.preset import Preset, PresetError, PresetProblem, parse_preset, par
 router = APIRouter(prefix="/api/presets", tags=["presets"],
                    responses={401: {"model": ErrorOut, "description": "not paired"}})
 
-E404 = {404: {"model": ErrorOut, "description": "no such preset"}}
-E422 = {422: {"model": Invalid, "description": "the preset has problems; each names phase and field"}}
+E404: Responses = {404: {"model": ErrorOut, "description": "no such preset"}}
+E422: Responses = {422: {"model": Invalid, "description": "the preset has problems; each names phase and field"}}
 EXAMPLE = {
     "name": "Short journey",
     "description": "A small example.",
@@ -123,7 +124,7 @@ async def chart_unsaved(body: PresetBody, _: Authed,
              responses={**E422, 409: {"model": ErrorOut, "description": "the id is taken"}},
              summary="Save a new preset in the clinic's folder")
 async def create(body: PresetBody, eng: EngineDep, _: Authed,
-                 id: Annotated[str | None, Query(max_length=60)] = None) -> Any:  # noqa: A002 - the API's word
+                 id: Annotated[str | None, Query(max_length=60)] = None) -> Any:
     try:
         preset = parse_preset(body, f"{id or 'preset'}.yaml")
     except PresetError as err:

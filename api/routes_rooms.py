@@ -18,6 +18,7 @@ from api.models import (
     JumpIn,
     PlaylistOut,
     PreflightOut,
+    Responses,
     RoomSummary,
     StartIn,
     StartOut,
@@ -30,10 +31,10 @@ from roomctl.service import Preflight
 from roomctl.session import CommandRejected, UnknownPhase
 from roomctl.timeline import Status
 
-E404 = {404: {"model": ErrorOut, "description": "unknown room (or phase)"}}
-E409 = {409: {"model": ErrorOut, "description": "does not fit the room's state"}}
-AUTH = {401: {"model": ErrorOut, "description": "not paired"}}
-CMD = {**AUTH, **E404, **E409}
+E404: Responses = {404: {"model": ErrorOut, "description": "unknown room (or phase)"}}
+E409: Responses = {409: {"model": ErrorOut, "description": "does not fit the room's state"}}
+AUTH: Responses = {401: {"model": ErrorOut, "description": "not paired"}}
+CMD: Responses = {**AUTH, **E404, **E409}
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"], responses=AUTH)
 

@@ -35,9 +35,9 @@ import httpx  # noqa: E402 - after the path fix above
 import phue  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
-from api.testing import PIN, free_port
-from roomctl import units
-from roomctl.testing.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest
+from api.testing import PIN, free_port  # noqa: E402
+from roomctl import units  # noqa: E402
+from roomctl.testing.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest  # noqa: E402
 
 PAIRS = 60
 PAIR_S = 0.15  # more than the driver's light-command interval: measure latency, not the limiter
@@ -152,7 +152,7 @@ async def fanout(url: str, token: str, http: httpx.AsyncClient) -> list[float]:
             want = 10 + i  # distinct brightness each time
             t0 = time.perf_counter()
 
-            async def until_seen(ws: object) -> float:
+            async def until_seen(ws: object, want: int = want, t0: float = t0) -> float:
                 while True:
                     msg = json.loads(await ws.recv())  # type: ignore[attr-defined]
                     target = msg["lights"]["target"]

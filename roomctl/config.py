@@ -174,7 +174,8 @@ def _key_path(loc: tuple[Any, ...], data: Any) -> str:
     node = data
     for p in loc:
         if isinstance(p, int) and parts:
-            name = node[p].get("name") if isinstance(node, list) and p < len(node) and isinstance(node[p], dict) else None
+            item = node[p] if isinstance(node, list) and p < len(node) else None
+            name = item.get("name") if isinstance(item, dict) else None
             parts[-1] += f"[{p}]" + (f" ('{name}')" if name else "")
         else:
             parts.append(str(p))

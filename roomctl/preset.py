@@ -297,7 +297,8 @@ def _raw_rule_problems(data: dict[str, Any], file: str) -> list[PresetProblem]:
         advance = _try(Advance, raw.get("advance", "auto"))
         duration = _raw_seconds(raw["duration"], positive=True) if "duration" in raw else None
         planned = _raw_seconds(raw["planned"], positive=True) if "planned" in raw else None
-        cues = raw.get("cues") if isinstance(raw.get("cues"), list) else []
+        raw_cues = raw.get("cues")
+        cues: list[Any] = raw_cues if isinstance(raw_cues, list) else []
         ats: list[tuple[int, float]] = []
         dose: list[tuple[int, float]] = []
         for ci, c in enumerate(cues):
@@ -430,10 +431,7 @@ def problems_from_validation(err: ValidationError, data: Any, file: str) -> list
                     full = f"{field}.{sub}" if field else sub
                     out.append(PresetProblem(file, phase, full, text))
             continue
-        if e["type"] == "extra_forbidden":
-            message = _unknown_key_message(loc)
-        else:
-            message = friendly_message(e)
+        message = _unknown_key_message(loc) if e["type"] == "extra_forbidden" else friendly_message(e)
         out.append(PresetProblem(file, phase, field or None, message))
     return out
 

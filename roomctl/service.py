@@ -12,7 +12,15 @@ from typing import Any
 
 from roomctl.clock import Clock, RealClock
 from roomctl.config import AudioKind, Config, ConfigError, LightsKind, RoomConfig
-from roomctl.drivers.base import Audio, AudioSnapshot, DriverHealth, LightLook, Lights, MusicTarget, PlaylistReport
+from roomctl.drivers.base import (
+    Audio,
+    AudioSnapshot,
+    DriverHealth,
+    LightLook,
+    Lights,
+    MusicTarget,
+    PlaylistReport,
+)
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.library import PresetLibrary
 from roomctl.preset import Preset

@@ -7,8 +7,8 @@ when not held, anything after the end) are ignored here; the runner refuses them
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from roomctl import units
 from roomctl.drivers.base import LightLook, MusicTarget
@@ -263,7 +263,7 @@ class _Walk:
 
     # --- events -------------------------------------------------------------------
 
-    def apply(self, e: Event) -> None:  # noqa: C901 - one branch per event kind reads best
+    def apply(self, e: Event) -> None:
         t, k = e.at, e.kind
         if self.ended_at is not None:
             if k is EventKind.CUE_ACKNOWLEDGED and e.cue:
@@ -365,13 +365,12 @@ class _Walk:
 def _merge_lights(old: LightsChange | None, new: LightsChange) -> LightsChange:
     if old is None:
         return new
-    colour = {"color": new.color, "color_temp": new.color_temp} \
-        if (new.color is not None or new.color_temp is not None) \
-        else {"color": old.color, "color_temp": old.color_temp}
+    colour_from = new if (new.color is not None or new.color_temp is not None) else old
     return LightsChange(
         brightness=new.brightness if new.brightness is not None else old.brightness,
         transition=new.transition,
-        **colour,
+        color=colour_from.color,
+        color_temp=colour_from.color_temp,
     )
 
 
@@ -483,8 +482,8 @@ def _begin(preset: Preset, safety: Safety, started: Event) -> _Walk:
     """The walk at the start. The `started` event may say how the room looked then, so that
     the first phase's fade is predicted from there rather than from its own end."""
     w = _Walk(preset, safety, started_at=started.at)
-    if started.lights is not None and started.lights.brightness is not None:
-        o = started.lights
+    o = started.lights
+    if o is not None and o.brightness is not None:
         before = LightLook(o.brightness, color_temp=o.color_temp if o.color is None else None,
                            color=o.color)
         if before.color is None and before.color_temp is None:

@@ -119,8 +119,11 @@ def kelvin_to_rgb(kelvin: float) -> tuple[int, int, int]:
         r = 329.698727446 * (t - 60) ** -0.1332047592
         g = 288.1221695283 * (t - 60) ** -0.0755148492
         b = 255.0
-    clamp = lambda v: int(max(0, min(255, round(v))))  # noqa: E731 - tiny local helper
-    return clamp(r), clamp(g), clamp(b)
+    return _byte(r), _byte(g), _byte(b)
+
+
+def _byte(v: float) -> int:
+    return int(max(0, min(255, round(v))))
 
 
 def _srgb_to_linear(c: float) -> float:

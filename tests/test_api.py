@@ -322,7 +322,7 @@ def test_preset_list_get_export_and_chart(api: httpx.Client) -> None:
     y = api.get("/api/presets/tour/yaml")
     assert y.status_code == 200 and y.text.startswith("# A 3-minute tour")
     chart = api.get("/api/presets/kap-sublingual/chart", params={"points": 50}).json()
-    assert [b["id"] for b in chart["phases"]][0] == "preparation"
+    assert next(b["id"] for b in chart["phases"]) == "preparation"
     assert chart["total_s"] == 7500 and len(chart["samples"]) >= 50
     assert api.get("/api/presets/tour/chart", params={"points": 5}).status_code == 422
 

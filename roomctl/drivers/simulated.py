@@ -136,7 +136,8 @@ class SimulatedAudio:
         level = min(target.volume, self._max_volume) if target.playlist and target.playing else 0.0
         if target.playlist != old.playlist:
             how = "crossfade" if old.playlist and target.playlist else ("fade in" if target.playlist else "fade out")
-            span = target.crossfade_s if how == "crossfade" else (target.fade_in_s if target.playlist else target.ramp_s)
+            one_sided = target.fade_in_s if target.playlist else target.ramp_s
+            span = target.crossfade_s if how == "crossfade" else one_sided
             self._ramp = _Ramp(0.0 if how != "fade out" else self._ramp.at(now), level, now, span)
             self._track, self._track_started, self._paused_at = 0, now, None
         else:
