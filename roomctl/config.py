@@ -137,6 +137,7 @@ class Config(BaseModel):
     retention_days: Annotated[float, Field(gt=0)] | None = None
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     hue_bridges: dict[str, HueBridgeConfig] = Field(default_factory=dict)
+    config_dir: Path | None = None  # set when read from a file: relative music paths start there
 
     @model_validator(mode="after")
     def _unique_rooms(self) -> Config:
@@ -186,9 +187,11 @@ def _key_path(loc: tuple[Any, ...], data: Any) -> str:
     return ".".join(parts)
 
 
-def parse_config(data: dict[str, Any], source: str = "roomctl.toml") -> Config:
+def parse_config(data: dict[str, Any], source: str = "roomctl.toml", base_dir: Path | None = None) -> Config:
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate({**data, "config_dir": base_dir} if base_dir else data)
+        _check_playlists(config, source)
+        return config
     except ValidationError as err:
         lines = []
         for e in err.errors():
@@ -196,6 +199,23 @@ def parse_config(data: dict[str, Any], source: str = "roomctl.toml") -> Config:
             msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
             lines.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
         raise ConfigError("\n".join(lines)) from None
+
+
+def _check_playlists(config: Config, source: str) -> None:
+    """The music mapping is checked at start-up too, so a typo stops roomctl with its key."""
+    from roomctl.playlists import parse_playlists
+
+    for i, room in enumerate(config.rooms):
+        try:
+            parse_playlists(room.audio.playlists, base_dir=config.config_dir)
+        except ValidationError as err:
+            lines = []
+            for e in err.errors():
+                parts = [str(p) for p in e["loc"] if not str(p).endswith("Playlist")]
+                key = ".".join(p for j, p in enumerate(parts) if j == 0 or p != parts[j - 1])
+                lines.append(f"{source}: rooms[{i}] ('{room.name}').audio.playlists.{key}: "
+                             f"{e['msg'].removeprefix('Value error, ')}")
+            raise ConfigError("\n".join(lines)) from None
 
 
 def load_config(path: str | Path) -> Config:
@@ -206,7 +226,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{p}: cannot read: {err.strerror or err}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{p}: TOML syntax error: {err}") from None
-    config = parse_config(data, p.name)
+    config = parse_config(data, p.name, base_dir=p.resolve().parent)
     # Relative paths in the file are relative to the file, not to where roomctl was started.
     base = p.resolve().parent
     updates: dict[str, Any] = {}

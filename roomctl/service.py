@@ -146,7 +146,7 @@ def _build_audio(cfg: Config, room: RoomConfig, clock: Clock, safety: Safety) ->
     from roomctl.drivers.vlc import VlcAudio
     from roomctl.playlists import parse_playlists
 
-    playlists = parse_playlists(room.audio.playlists)
+    playlists = parse_playlists(room.audio.playlists, base_dir=cfg.config_dir)
     if room.audio.demo_media:
         from roomctl.demo_media import demo_playlists, ensure_demo_media
 
