@@ -29,7 +29,7 @@ from roomctl import units
 from roomctl.clock import RealClock
 from roomctl.drivers.base import LightLook
 from roomctl.drivers.hue import HueLights, build_hue_lights
-from roomctl.testing.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest
+from roomctl.testing.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest, most_in_a_second
 
 PAIRS = 90  # light changes per variant in (a)
 PAIR_S = 0.12  # between driver changes in (a): more than its light-command interval
@@ -39,16 +39,6 @@ BURST_PER_S = 60.0
 
 def _is_put(request: RecordedRequest) -> bool:
     return request.method == "PUT"
-
-
-def most_in_a_second(times: list[float]) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 async def _through_driver(bridge: HueBridgeEmulator, room: HueLights, brightness: float) -> float:

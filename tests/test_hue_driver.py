@@ -40,6 +40,7 @@ from roomctl.testing.hue_bridge import (
     HueBridgeEmulator,
     RecordedRequest,
     color_lamp,
+    most_in_a_second,
     white_ambiance,
     white_lamp,
 )
@@ -78,17 +79,6 @@ def no_errors(bridge: HueBridgeEmulator) -> None:
     refused = [(r.path, r.body, r.response) for r in puts(bridge)
                if r.status != 200 or any("error" in e for e in r.response)]
     assert refused == []
-
-
-def most_in_a_second(times: list[float]) -> int:
-    """The largest number of ``times`` inside any half-open one-second window."""
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 @pytest.fixture

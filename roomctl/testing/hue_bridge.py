@@ -713,3 +713,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("hue emulator: " + format, *args)
+
+
+def most_in_a_second(times: list[float]) -> int:
+    """The most requests (by arrival ``times``) in any half-open one-second window: what the
+    bridge's rate limits are about."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
