@@ -31,13 +31,13 @@ from pathlib import Path
 # This file is named like the `api` package; run as a script its folder comes first on the path.
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
 
-import httpx  # noqa: E402 - after the path fix above
-import phue  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
+import httpx
+import phue
+from websockets.asyncio.client import connect
 
-from api.testing import PIN, free_port  # noqa: E402
-from roomctl import units  # noqa: E402
-from roomctl.testing.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest  # noqa: E402
+from api.testing import PIN, free_port
+from roomctl import units
+from roomctl.testing.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest
 
 PAIRS = 60
 PAIR_S = 0.15  # more than the driver's light-command interval: measure latency, not the limiter

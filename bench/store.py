@@ -30,6 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# bench/api.py is named like the `api` package; run as a script, this folder comes first on the path.
+sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
+
 import httpx
 
 from api.testing import demo_test_config, running_app
