@@ -63,12 +63,23 @@ async def hue_room(bridge: HueBridgeEmulator, clock: Clock, *, group: str | None
 async def run_until(clock: VirtualClock, room: HueLights, t: float) -> None:
     """Advance virtual time to ``t``, letting the driver finish its real HTTP calls at every
     moment it wakes up."""
-    await room.drain()
+    await settle(clock, room)
     while (deadline := clock.next_deadline()) is not None and deadline <= t:
         await clock.advance_to(deadline)
-        await room.drain()
+        await settle(clock, room)
     await clock.advance_to(t)
+    await settle(clock, room)
+
+
+async def settle(clock: VirtualClock, room: HueLights) -> None:
+    """Until the scheduler sleeps on the virtual clock again. An idle scheduler always has a
+    deadline (its next survey), so none means it is still between a bridge answer and its next
+    sleep; time must not move on under it then, or a chained fade would be sent late."""
+    deadline = time.monotonic() + 5
     await room.drain()
+    while clock.next_deadline() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+        await room.drain()
 
 
 def puts(bridge: HueBridgeEmulator, after: int = 0) -> list[RecordedRequest]:

@@ -215,15 +215,17 @@ def sample_times(events: list[Event], preset: Preset, safety: Safety) -> list[fl
     """Every event time, every time the timeline says it next changes, and points between."""
     times = {e.at for e in events}
     t = T0
-    for _ in range(200):
+    event_times = sorted(times)
+    for _ in range(400):
+        # the next change on its own, or the next event (which may set new boundaries)
+        candidates = [x for x in event_times if x > t]
         nxt = evaluate(preset, events, t, safety).next_change_at
-        if nxt is None:
-            later = [x for x in times if x > t]
-            if not later:
-                break
-            nxt = min(later)
-        times.add(nxt)
-        t = nxt
+        if nxt is not None:
+            candidates.append(nxt)
+        if not candidates:
+            break
+        t = min(candidates)
+        times.add(t)
     ordered = sorted(times)
     mids = [(a + b) / 2 for a, b in itertools.pairwise(ordered)]
     return sorted({*ordered, *mids, ordered[-1] + 3600.0})
