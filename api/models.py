@@ -148,35 +148,3 @@ class DuplicateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, Field(max_length=60)] | None = None
-
-
-class BandOut(BaseModel):
-    id: str
-    title: str
-    kind: str
-    advance: str
-    start_s: float
-    end_s: float
-
-
-class SampleOut(BaseModel):
-    t_s: float
-    brightness: float
-    color_temp: int | None = None
-    rgb: str
-    volume: float
-    playlist: str | None = None
-
-
-class CueMarkOut(BaseModel):
-    t_s: float
-    id: str
-    phase: str
-    text: str
-
-
-class ChartOut(BaseModel):
-    total_s: float
-    phases: list[BandOut]
-    samples: list[SampleOut]
-    cues: list[CueMarkOut]

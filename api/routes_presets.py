@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response
@@ -10,7 +9,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api.deps import Authed, EngineDep
 from api.models import (
-    ChartOut,
     DuplicateIn,
     ErrorOut,
     Invalid,
@@ -21,7 +19,7 @@ from api.models import (
     ValidateOut,
     YamlIn,
 )
-from roomctl.chart import chart
+from roomctl.chart import Chart, chart
 from roomctl.library import PRESET_ID, PresetEntry, PresetExists, PresetNotFound, PresetReadOnly
 from roomctl.preset import Preset, PresetError, PresetProblem, parse_preset, parse_preset_yaml, preset_to_yaml
 
@@ -73,9 +71,8 @@ def _entry(eng: EngineDep, preset_id: str) -> PresetEntry:
         raise HTTPException(404, f"no preset '{preset_id}'") from None
 
 
-def _chart_out(preset: Preset, points: int) -> ChartOut:
-    c = chart(preset, points)
-    return ChartOut.model_validate(asdict(c))
+def _chart_out(preset: Preset, points: int) -> Chart:
+    return chart(preset, points)  # a dataclass: FastAPI documents and serializes it as it is
 
 
 @router.get("", response_model=list[PresetSummary], summary="All presets: the clinic's, then bundled")
@@ -109,7 +106,7 @@ async def validate_yaml(body: YamlIn, _: Authed) -> ValidateOut:
     return ValidateOut(ok=True, problems=[])
 
 
-@router.post("/chart", response_model=ChartOut, responses=E422,
+@router.post("/chart", response_model=Chart, responses=E422,
              summary="Sample an unsaved preset's timeline for a chart")
 async def chart_unsaved(body: PresetBody, _: Authed,
                         points: Annotated[int, Query(ge=10, le=2000)] = 300) -> Any:
@@ -176,11 +173,11 @@ async def export_yaml(preset_id: str, eng: EngineDep, _: Authed) -> PlainTextRes
                              headers={"Content-Disposition": f'attachment; filename="{entry.id}.yaml"'})
 
 
-@router.get("/{preset_id}/chart", response_model=ChartOut,
+@router.get("/{preset_id}/chart", response_model=Chart,
             responses={**E404, 409: {"model": ErrorOut, "description": "the preset file has problems"}},
             summary="A preset's whole timeline sampled for a chart")
 async def chart_saved(preset_id: str, eng: EngineDep, _: Authed,
-                      points: Annotated[int, Query(ge=10, le=2000)] = 300) -> ChartOut:
+                      points: Annotated[int, Query(ge=10, le=2000)] = 300) -> Chart:
     entry = _entry(eng, preset_id)
     if entry.preset is None:
         raise HTTPException(409, f"preset '{preset_id}' has problems: {entry.problems[0]}")

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 # This file is named like the `api` package; run as a script its folder comes first on the path.
 sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
@@ -53,14 +54,21 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
+class Served(NamedTuple):
+    url: str
+    token: str
+    pid: int
+    startup_s: float  # process start to /healthz answering
+
+
 @contextmanager
-def served(folder: Path, rooms_toml: str) -> Iterator[tuple[str, str]]:
-    """`roomctl serve` as its own process (its own interpreter, as in a clinic); yields its URL
-    and a paired token."""
+def served(folder: Path, rooms_toml: str) -> Iterator[Served]:
+    """`roomctl serve` as its own process (its own interpreter, as in a clinic), paired."""
     port = free_port()
     config = folder / "roomctl.toml"
     config.write_text(f'listen = {{ host = "127.0.0.1", port = {port} }}\n'
                       f'data_dir = "{folder / "data"}"\npin = "{PIN}"\n{rooms_toml}')
+    t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "roomctl.cli", "serve", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -73,9 +81,10 @@ def served(folder: Path, rooms_toml: str) -> Iterator[tuple[str, str]]:
                 if httpx.get(url + "/healthz", timeout=0.5).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.02)
+                time.sleep(0.01)
+        startup = time.perf_counter() - t0
         token = httpx.post(url + "/api/pair", json={"pin": PIN}).json()["token"]
-        yield url, token
+        yield Served(url, token, proc.pid, startup)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -98,7 +107,7 @@ name = "Room 1"
         service_s: list[float] = []
         direct_s: list[float] = []
         (folder / "a").mkdir()
-        with served(folder / "a", rooms) as (url, bearer), \
+        with served(folder / "a", rooms) as (url, bearer, _, _), \
                 httpx.Client(base_url=url, headers={"Authorization": f"Bearer {bearer}"}) as http:
             http.post("/api/rooms/room-1/session", json={"preset": "kap-sublingual"}).raise_for_status()
             time.sleep(0.5)
@@ -174,7 +183,7 @@ async def fanout(url: str, token: str, http: httpx.AsyncClient) -> list[float]:
 def fanout_run(folder: Path) -> list[float]:
     (folder / "b").mkdir()
     rooms = '[[rooms]]\nname = "Room 1"\n  [rooms.audio]\n  kind = "simulated"\n'
-    with served(folder / "b", rooms) as (url, token):
+    with served(folder / "b", rooms) as (url, token, _, _):
 
         async def go() -> list[float]:
             async with httpx.AsyncClient(base_url=url,
@@ -184,48 +193,20 @@ def fanout_run(folder: Path) -> list[float]:
         return asyncio.run(go())
 
 
-def serve_once(config: Path, port: int, idle_s: float) -> tuple[float, float]:
-    """Start `roomctl serve`; seconds until /healthz answers, and RSS (MB) after idling."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "roomctl.cli", "serve", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("roomctl serve exited")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.01)
-        startup = time.perf_counter() - t0
-        time.sleep(idle_s)
-        with open(f"/proc/{proc.pid}/status", encoding="utf-8") as f:
-            rss_kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        return startup, rss_kb / 1024
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def idle_service(folder: Path) -> tuple[float, float, str]:
-    port = free_port()
-    config = folder / "roomctl.toml"
-    config.write_text(f"""
-listen = {{ host = "127.0.0.1", port = {port} }}
-data_dir = "{folder / 'c'}"
-pin = "{PIN}"
-[[rooms]]
-name = "Room 1"
-  [rooms.audio]
-  kind = "vlc"
-  demo_media = true
-""")
-    serve_once(config, port, 0.5)  # the first start generates the demo media
-    runs = [serve_once(config, port, 3.0) for _ in range(3)]
-    startup = statistics.median(r[0] for r in runs)
-    rss = statistics.median(r[1] for r in runs)
-    return startup, rss, "vlc"
+def idle_service(folder: Path) -> tuple[float, float]:
+    """Start-up time and idle RSS (MB) with one VLC room, median of 3 starts."""
+    rooms = '[[rooms]]\nname = "Room 1"\n  [rooms.audio]\n  kind = "vlc"\n  demo_media = true\n'
+    (folder / "c").mkdir()
+    with served(folder / "c", rooms):
+        pass  # the first start generates the demo media
+    runs = []
+    for _ in range(3):
+        with served(folder / "c", rooms) as srv:
+            time.sleep(3.0)
+            with open(f"/proc/{srv.pid}/status", encoding="utf-8") as f:
+                rss_kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+            runs.append((srv.startup_s, rss_kb / 1024))
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def main() -> None:
@@ -239,8 +220,8 @@ def main() -> None:
         print(f"(b) {CLIENTS} WebSocket clients: command to all holding the state p50 "
               f"{statistics.median(delays) * 1e3:.1f} ms, p99 {p99(delays) * 1e3:.1f} ms "
               f"over {len(delays)} commands")
-        startup, rss, kind = idle_service(folder)
-        print(f"(c) roomctl serve with one {kind} room: start-up {startup:.2f} s, idle RSS {rss:.1f} MB "
+        startup, rss = idle_service(folder)
+        print(f"(c) roomctl serve with one vlc room: start-up {startup:.2f} s, idle RSS {rss:.1f} MB "
               f"(median of 3 starts; {os.cpu_count()} CPUs)")
     print(json.dumps({
         "light_change_ratio_p50": round(s50 / d50, 2),
