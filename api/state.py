@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from roomctl.drivers.base import LightLook
+from roomctl.room import LightLook
 from roomctl.service import RoomController
 from roomctl.timeline import CueState, Status
 

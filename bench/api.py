@@ -30,15 +30,17 @@ from pathlib import Path
 from typing import NamedTuple
 
 # This file is named like the `api` package; run as a script its folder comes first on the path.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
+# The project root (for the test kit) goes first instead.
+sys.path[:] = [str(Path(__file__).resolve().parent.parent),
+               *(p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent)]
 
 import httpx
 import phue
 from websockets.asyncio.client import connect
 
-from api.testing import PIN, free_port
 from roomctl import units
-from roomctl.testing.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest
+from testkit.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest
+from testkit.servers import PIN, free_port
 
 PAIRS = 60
 PAIR_S = 0.15  # more than the driver's light-command interval: measure latency, not the limiter

@@ -27,9 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from roomctl.drivers.base import MusicTarget
 from roomctl.drivers.vlc import DEFAULT_VLC_ARGS, VlcAudio, choose_output, vlc_available
 from roomctl.playlists import FilesPlaylist
+from roomctl.room import MusicTarget
 
 SECONDS = 14.0
 RATE = 44100

@@ -21,15 +21,19 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test kit lives in the project root
 
 import phue
 
 from roomctl import units
 from roomctl.clock import RealClock
-from roomctl.drivers.base import LightLook
 from roomctl.drivers.hue import HueLights, build_hue_lights
-from roomctl.testing.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest, most_in_a_second
+from roomctl.room import LightLook
+from testkit.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest, most_in_a_second
 
 PAIRS = 90  # light changes per variant in (a)
 PAIR_S = 0.12  # between driver changes in (a): more than its light-command interval

@@ -31,17 +31,19 @@ import time
 from pathlib import Path
 
 # bench/api.py is named like the `api` package; run as a script, this folder comes first on the path.
-sys.path[:] = [p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent]
+# The project root (for the test kit) goes first instead.
+sys.path[:] = [str(Path(__file__).resolve().parent.parent),
+               *(p for p in sys.path if Path(p).resolve() != Path(__file__).resolve().parent)]
 
 import httpx
 
-from api.testing import demo_test_config, running_app
 from roomctl.clock import RealClock
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.events import Event, EventKind, LightsChange
 from roomctl.preset import Preset, load_preset
 from roomctl.session import Room, Session, SessionRunner
 from roomctl.store import SessionStore
+from testkit.servers import demo_test_config, running_app
 
 PRESET = Path(__file__).resolve().parent.parent / "presets" / "kap-intramuscular.yaml"
 APPEND_S = 2.0  # time budget per append measurement

@@ -18,9 +18,9 @@ import statistics
 import time
 
 from roomctl.clock import RealClock
-from roomctl.drivers.base import LightLook
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.preset import Preset, parse_preset
+from roomctl.room import LightLook
 from roomctl.session import Room, SessionRunner
 
 PHASES = 60

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from roomctl.events import Event, EventKind
 from roomctl.preset import Advance, Preset
-from roomctl.timeline import Safety, evaluate
+from roomctl.room import Safety
+from roomctl.timeline import evaluate
 
 
 @dataclass(frozen=True)

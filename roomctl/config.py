@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from roomctl.preset import Kelvin, NonNegativeDuration, Percent
-from roomctl.timeline import Safety
+from roomctl.room import Safety
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
 REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"

@@ -38,7 +38,7 @@ from pydantic import (
     field_validator,
 )
 
-from roomctl.drivers.base import PlaylistReport
+from roomctl.room import PlaylistReport
 
 AUDIO_EXTENSIONS = frozenset({".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".m4a", ".aac"})
 STREAM_SCHEMES = frozenset({"http", "https", "rtsp", "rtmp", "mms", "mmsh", "udp", "rtp"})

@@ -16,7 +16,8 @@ from xml.sax.saxutils import escape, quoteattr
 from roomctl import units
 from roomctl.events import Event, EventKind
 from roomctl.preset import PhaseKind, Preset
-from roomctl.timeline import Safety, Status, evaluate, evaluate_many
+from roomctl.room import Safety
+from roomctl.timeline import Status, evaluate, evaluate_many
 
 SAMPLES = 400
 

@@ -12,20 +12,13 @@ from typing import Any
 
 from roomctl.clock import Clock, RealClock
 from roomctl.config import AudioKind, Config, ConfigError, LightsKind, RoomConfig
-from roomctl.drivers.base import (
-    Audio,
-    AudioSnapshot,
-    DriverHealth,
-    LightLook,
-    Lights,
-    MusicTarget,
-    PlaylistReport,
-)
+from roomctl.drivers.base import Audio, Lights
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.library import PresetLibrary
 from roomctl.preset import Preset
+from roomctl.room import AudioSnapshot, DriverHealth, MusicTarget, PlaylistReport, Safety
 from roomctl.session import EventSink, Room, SessionRunner
-from roomctl.timeline import Safety, Status
+from roomctl.timeline import Status
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +89,10 @@ class RoomController:
             return
         s = self.room.safety
         self.idle_emergency = True
-        await self.room.lights.apply(LightLook(s.emergency_brightness, color_temp=s.emergency_color_temp),
-                                     s.emergency_fade_s)
+        await self.room.lights.apply(s.emergency_look, s.emergency_fade_s)
         snap = self.room.audio.snapshot()
         if snap.playlist is not None:
-            await self.room.audio.apply(MusicTarget(snap.playlist, min(snap.volume, s.emergency_volume),
-                                                    ramp_s=s.emergency_fade_s))
+            await self.room.audio.apply(s.emergency_music(MusicTarget(snap.playlist, snap.volume)))
         self.changed()
 
     async def emergency_off(self) -> None:

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roomctl.clock import Clock
-from roomctl.drivers.base import Audio, LightLook, Lights, MusicTarget
+from roomctl.drivers.base import Audio, Lights
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import Advance, Preset
-from roomctl.timeline import Replay, Safety, Status
+from roomctl.room import LightLook, MusicTarget, Safety
+from roomctl.timeline import Replay, Status
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,7 @@ class SessionRunner:
         if self.session is None:
             raise CommandRejected("no session in this room; start one first")
         try:
-            await self.room.lights.apply(
-                LightLook(s.emergency_brightness, color_temp=s.emergency_color_temp), s.emergency_fade_s)
+            await self.room.lights.apply(s.emergency_look, s.emergency_fade_s)
         except Exception as err:
             log.exception("room %s: lights up failed at the driver", self.room.name)
             self.last_error = f"lights up: {err}"

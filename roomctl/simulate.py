@@ -12,11 +12,10 @@ from collections.abc import Callable
 
 from roomctl import units
 from roomctl.clock import VirtualClock
-from roomctl.drivers.base import LightLook, MusicTarget
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.preset import Advance, Preset
+from roomctl.room import LightLook, MusicTarget, Safety
 from roomctl.session import Room, SessionRunner
-from roomctl.timeline import Safety
 
 START = 1_000_000.0  # an arbitrary epoch for the virtual clock
 

@@ -38,8 +38,9 @@ from roomctl import units
 from roomctl.events import Event, EventKind
 from roomctl.preset import Preset
 from roomctl.report import describe_event
+from roomctl.room import Safety
 from roomctl.session import EventSink, Session
-from roomctl.timeline import Safety, evaluate, evaluate_many
+from roomctl.timeline import evaluate, evaluate_many
 
 log = logging.getLogger(__name__)
 

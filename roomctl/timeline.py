@@ -10,65 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from roomctl import units
-from roomctl.drivers.base import LightLook, MusicTarget
+from roomctl.curves import Fade
 from roomctl.events import Event, EventKind, LightsChange
 from roomctl.preset import Advance, Phase, PhaseKind, Preset
-
-DEFAULT_KELVIN = 2700
-
-
-@dataclass(frozen=True)
-class Safety:
-    """The room's safety settings (from its config)."""
-
-    max_volume: float = 85.0  # percent; nothing exceeds it
-    emergency_brightness: float = 100.0
-    emergency_color_temp: int = 4000  # bright neutral white
-    emergency_fade_s: float = 3.0
-    emergency_volume: float = 10.0
-    release_fade_s: float = 20.0  # back from emergency / back to preset
-    end_fade_s: float = 15.0  # music fade-out when a session ends
-
-
-@dataclass(frozen=True)
-class Fade:
-    """A light fade from one look to another: the bulbs do this themselves."""
-
-    start: LightLook
-    end: LightLook
-    start_t: float
-    duration_s: float
-
-    @property
-    def end_t(self) -> float:
-        return self.start_t + self.duration_s
-
-    def value_at(self, t: float) -> LightLook:
-        if self.duration_s <= 0 or t >= self.end_t:
-            return self.end
-        if t <= self.start_t:
-            return self.start
-        return blend(self.start, self.end, (t - self.start_t) / self.duration_s)
-
-    def remaining_s(self, t: float) -> float:
-        return max(0.0, self.end_t - t)
-
-
-def blend(a: LightLook, b: LightLook, x: float) -> LightLook:
-    """Interpolate two looks: brightness linearly, colour temperature in mireds (even to the
-    eye), colours in RGB."""
-    bri = a.brightness + (b.brightness - a.brightness) * x
-    if a.color is None and b.color is None:
-        ka, kb = a.color_temp or DEFAULT_KELVIN, b.color_temp or DEFAULT_KELVIN
-        ma, mb = units.kelvin_to_mireds(ka), units.kelvin_to_mireds(kb)
-        kelvin = units.mireds_to_kelvin(ma + (mb - ma) * x)
-        kelvin = min(max(kelvin, min(ka, kb)), max(ka, kb))
-        return LightLook(round(bri, 3), color_temp=kelvin)
-    ra = units.hex_to_rgb(a.display_rgb())
-    rb = units.hex_to_rgb(b.display_rgb())
-    rgb = tuple(ca + (cb - ca) * x for ca, cb in zip(ra, rb, strict=True))
-    return LightLook(round(bri, 3), color=units.rgb_to_hex((rgb[0], rgb[1], rgb[2])))
+from roomctl.room import DEFAULT_KELVIN, LightLook, MusicTarget, Safety
 
 
 @dataclass(frozen=True)
@@ -239,9 +184,8 @@ class _Walk:
     # --- lights -------------------------------------------------------------------
 
     def desired_look(self) -> LightLook:
-        s = self.safety
         if self.emergency:
-            return LightLook(s.emergency_brightness, color_temp=s.emergency_color_temp)
+            return self.safety.emergency_look
         look = self.phase_look
         o = self.lights_override
         if o is not None:

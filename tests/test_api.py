@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from api.testing import PIN, Running, demo_test_config, running_app
+from testkit.servers import PIN, Running, demo_test_config, running_app
 
 QUICK = {
     "name": "Quick",

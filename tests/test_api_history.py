@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.testing import Running, demo_test_config, running_app
 from roomctl.store import SessionStore
+from testkit.servers import Running, demo_test_config, running_app
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from api.testing import Running, demo_test_config, running_app
 from roomctl.store import SessionStore
+from testkit.servers import Running, demo_test_config, running_app
 
 # The schema is the app's own; building the app does not start it.
 with tempfile.TemporaryDirectory() as _tmp:

@@ -12,7 +12,7 @@ import phue
 import pytest
 
 from roomctl import units
-from roomctl.testing.hue_bridge import (
+from testkit.hue_bridge import (
     DEFAULT_USER,
     GAMUT_C,
     GroupSpec,

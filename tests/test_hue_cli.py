@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from roomctl.clock import RealClock
-from roomctl.drivers.base import LightLook
 from roomctl.drivers.hue import build_hue_lights, username_for_bridge
 from roomctl.hue_cli import ConfigEditError, read_config, register, store_bridge_username
-from roomctl.testing.hue_bridge import DEFAULT_USER, HueBridgeEmulator
+from roomctl.room import LightLook
+from testkit.hue_bridge import DEFAULT_USER, HueBridgeEmulator
 
 
 def roomctl_hue(*argv: str) -> int:

@@ -14,7 +14,7 @@ import pytest
 
 from roomctl import units
 from roomctl.clock import Clock, RealClock, VirtualClock
-from roomctl.drivers.base import DriverHealth, LightLook, Lights
+from roomctl.drivers.base import Lights
 from roomctl.drivers.hue import (
     MAX_TRANSITION_DS,
     BridgeUnreachable,
@@ -33,7 +33,8 @@ from roomctl.drivers.hue_scheduler import (
     Work,
     choose,
 )
-from roomctl.testing.hue_bridge import (
+from roomctl.room import DriverHealth, LightLook
+from testkit.hue_bridge import (
     DEFAULT_USER,
     GAMUT_C,
     GroupSpec,

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.testing import free_port
+from testkit.servers import free_port
 
 PIN = "135790"
 

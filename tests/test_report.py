@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import Preset, load_preset, parse_preset
 from roomctl.report import phase_visits, session_report_svg
-from roomctl.timeline import Safety, evaluate, evaluate_many
+from roomctl.room import Safety
+from roomctl.timeline import evaluate, evaluate_many
 
 PRESETS = Path(__file__).resolve().parent.parent / "presets"
 NS = {"svg": "http://www.w3.org/2000/svg"}

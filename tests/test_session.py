@@ -5,12 +5,11 @@ from typing import Literal
 import pytest
 
 from roomctl.clock import VirtualClock
-from roomctl.drivers.base import DriverHealth, LightLook, LightReading, MusicTarget
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import parse_preset_yaml
+from roomctl.room import DriverHealth, LightLook, LightReading, MusicTarget, Safety
 from roomctl.session import CommandRejected, Room, Session, SessionRunner, UnknownPhase
-from roomctl.timeline import Safety
 
 START = 1_000_000.0  # the `clock` fixture's start
 

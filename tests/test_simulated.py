@@ -3,8 +3,8 @@
 import pytest
 
 from roomctl.clock import VirtualClock
-from roomctl.drivers.base import LightLook, MusicTarget
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
+from roomctl.room import LightLook, MusicTarget
 
 START = 1_000_000.0
 

@@ -20,9 +20,10 @@ from roomctl.clock import VirtualClock
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import Preset, load_preset, parse_preset
+from roomctl.room import Safety
 from roomctl.session import CommandRejected, Room, Session, SessionRunner
 from roomctl.store import SCHEMA_VERSION, SessionStore, StoreError
-from roomctl.timeline import Safety, evaluate
+from roomctl.timeline import evaluate
 
 PRESETS = Path(__file__).resolve().parent.parent / "presets"
 START = 1_700_000_000.0

@@ -6,10 +6,11 @@ from typing import Any
 import pytest
 
 from roomctl import units
-from roomctl.drivers.base import LightLook, MusicTarget
+from roomctl.curves import Fade, blend_looks
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import Preset, parse_preset_yaml
-from roomctl.timeline import Fade, Replay, Safety, Status, blend, evaluate
+from roomctl.room import LightLook, MusicTarget, Safety
+from roomctl.timeline import Replay, Status, evaluate
 
 T0 = 1_000_000.0
 M = 60.0  # one minute
@@ -571,11 +572,11 @@ def test_blend_stays_between_its_ends() -> None:
     a, b = LightLook(0, color_temp=2000), LightLook(100, color_temp=6500)
     for i in range(11):
         x = i / 10
-        look = blend(a, b, x)
+        look = blend_looks(a, b, x)
         assert look.brightness == pytest.approx(100 * x)
         assert look.color_temp is not None and 2000 <= look.color_temp <= 6500
         assert look.color is None
-    mid = blend(a, b, 0.5).color_temp
+    mid = blend_looks(a, b, 0.5).color_temp
     assert mid == round(1e6 / ((500 + 154) / 2))
     assert not math.isclose(mid or 0, 4250, abs_tol=50)
 

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from roomctl import units
 from roomctl.clock import VirtualClock
-from roomctl.drivers.base import LightLook
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import Preset, load_preset, parse_preset
+from roomctl.room import LightLook, Safety
 from roomctl.session import CommandRejected, Room, SessionRunner, UnknownPhase
-from roomctl.timeline import Safety, Status, evaluate, evaluate_many
+from roomctl.timeline import Status, evaluate, evaluate_many
 
 T0 = 1_000_000.0
 BUNDLED = [load_preset(p) for p in sorted((Path(__file__).parent.parent / "presets").glob("*.yaml"))]

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roomctl.drivers.base import MusicTarget
 from roomctl.drivers.vlc import (
     Curve,
     VlcAudio,
@@ -31,7 +30,8 @@ from roomctl.drivers.vlc import (
     volume_at,
 )
 from roomctl.playlists import FilesPlaylist, PlaylistSpec, StreamPlaylist
-from roomctl.testing.pcm import PcmCapture, dominant_hz
+from roomctl.room import MusicTarget
+from testkit.pcm import PcmCapture, dominant_hz
 
 AMPLITUDE = 0.5
 FULL_RMS = AMPLITUDE / math.sqrt(2)

@@ -1,25 +1,3 @@
-"""Room hardware behind two small protocols, `Lights` and `Audio` (see `base`)."""
-
-from roomctl.drivers.base import (
-    Audio,
-    AudioSnapshot,
-    DriverHealth,
-    LightLook,
-    LightReading,
-    Lights,
-    MusicTarget,
-    NowPlaying,
-    PlaylistReport,
-)
-
-__all__ = [
-    "Audio",
-    "AudioSnapshot",
-    "DriverHealth",
-    "LightLook",
-    "LightReading",
-    "Lights",
-    "MusicTarget",
-    "NowPlaying",
-    "PlaylistReport",
-]
+"""Room hardware behind two small protocols, `Lights` and `Audio` (`base`), with the simulated
+room (`simulated`, the demo) and the real drivers (`hue`, `vlc`). The values that cross them
+live in `roomctl.room`."""

@@ -28,9 +28,8 @@ from typing import Any, Literal
 
 import phue
 
-from roomctl import units
+from roomctl import curves, units
 from roomctl.clock import Clock
-from roomctl.drivers.base import DriverHealth, LightLook, LightReading
 from roomctl.drivers.hue_scheduler import (
     Backoff,
     CommandScheduler,
@@ -39,6 +38,7 @@ from roomctl.drivers.hue_scheduler import (
     Target,
     Work,
 )
+from roomctl.room import DriverHealth, LightLook, LightReading
 
 logger = logging.getLogger(__name__)
 
@@ -311,20 +311,19 @@ def blend(a: HueState, b: HueState, f: float) -> HueState:
     if f >= 1:
         return b
     a_bri = a.bri if a.on else 1
-    bri = round(a_bri + (b.bri - a_bri) * f)
+    bri = round(curves.lerp(a_bri, b.bri, f))
     ct, xy = b.ct, b.xy
     if b.ct is not None:
         a_ct = a.ct
         if a_ct is None and a.xy is not None:
             a_ct = units.nearest_mireds(a.xy, 153, 500)
         if a_ct is not None:
-            ct = round(a_ct + (b.ct - a_ct) * f)
+            ct = round(curves.lerp(a_ct, b.ct, f))
     elif b.xy is not None:
         a_xy = a.xy if a.xy is not None else (
             units.mireds_to_xy(a.ct) if a.ct is not None else None)
         if a_xy is not None:
-            xy = _round_xy((a_xy[0] + (b.xy[0] - a_xy[0]) * f,
-                            a_xy[1] + (b.xy[1] - a_xy[1]) * f))
+            xy = curves.lerp_xy(a_xy, b.xy, f)
     else:
         ct, xy = a.ct, a.xy
     return HueState(b.on, bri, ct, xy)
@@ -378,7 +377,7 @@ class _Fade:
         end = self._segment_end(k)
         state = self.target
         if end < self.t1:
-            state = blend(self.start, self.target, (end - self.t0) / (self.t1 - self.t0))
+            state = blend(self.start, self.target, curves.progress(end, self.t0, self.t1 - self.t0))
         body = state.fields()
         body["on"] = True
         body["transitiontime"] = min(MAX_TRANSITION_DS, units.seconds_to_ds(max(0.0, end - t)))
@@ -407,9 +406,7 @@ class _Course:
         return cls(state, state, t, t)
 
     def at(self, t: float) -> HueState:
-        if t >= self.t1 or self.t1 <= self.t0:
-            return self.end
-        return blend(self.start, self.end, (t - self.t0) / (self.t1 - self.t0))
+        return blend(self.start, self.end, curves.progress(t, self.t0, self.t1 - self.t0))
 
     def then(self, applied: Mapping[str, Any], at: float) -> _Course:
         """After a command whose ``applied`` fields the bridge accepted at ``at``."""

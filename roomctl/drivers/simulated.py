@@ -8,11 +8,12 @@ bug in the runner shows up here instead of being sent to real hardware.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
 
 from roomctl.clock import Clock
-from roomctl.drivers.base import (
+from roomctl.curves import Fade, Ramp
+from roomctl.room import (
     AudioSnapshot,
     DriverHealth,
     LightLook,
@@ -26,14 +27,6 @@ LightsListener = Callable[[LightLook, float], None]
 AudioListener = Callable[[str, MusicTarget], None]
 
 
-@dataclass(frozen=True)
-class _LightFade:
-    start: LightLook
-    end: LightLook
-    start_t: float
-    duration_s: float
-
-
 class SimulatedLights:
     """A room of simulated bulbs that fade like Hue bulbs do (inside the bulb, in time)."""
 
@@ -41,7 +34,7 @@ class SimulatedLights:
                  listener: LightsListener | None = None) -> None:
         self._clock = clock
         self._names = names or ["Ceiling", "Floor lamp", "Reading lamp", "Window strip"]
-        self._fade = _LightFade(LightLook(0.0, 2700), LightLook(0.0, 2700), clock.now(), 0.0)
+        self._fade = Fade(LightLook(0.0, 2700), LightLook(0.0, 2700), clock.now(), 0.0)
         self._listener = listener
         self.commands: list[tuple[float, LightLook, float]] = []
 
@@ -50,20 +43,13 @@ class SimulatedLights:
         if transition_s < 0:
             raise ValueError(f"negative transition {transition_s}")
         now = self._clock.now()
-        self._fade = _LightFade(self._look_at(now), look, now, transition_s)
+        self._fade = Fade(self._look_at(now), look, now, transition_s)
         self.commands.append((now, look, transition_s))
         if self._listener is not None:
             self._listener(look, transition_s)
 
     def _look_at(self, t: float) -> LightLook:
-        from roomctl.timeline import blend  # the same curve the timeline predicts
-
-        f = self._fade
-        if f.duration_s <= 0 or t >= f.start_t + f.duration_s:
-            return f.end
-        if t <= f.start_t:
-            return f.start  # exactly where it was: a blend at 0 would round the colour
-        return blend(f.start, f.end, (t - f.start_t) / f.duration_s)
+        return self._fade.value_at(t)  # the same curve the timeline predicts
 
     def readings(self) -> list[LightReading]:
         look = self._look_at(self._clock.now())
@@ -87,19 +73,6 @@ def _check_look(look: LightLook) -> None:
         raise ValueError("both color and color_temp set")
 
 
-@dataclass(frozen=True)
-class _Ramp:
-    start: float
-    end: float
-    start_t: float
-    duration_s: float
-
-    def at(self, t: float) -> float:
-        if self.duration_s <= 0 or t >= self.start_t + self.duration_s:
-            return self.end
-        return self.start + (self.end - self.start) * max(0.0, (t - self.start_t) / self.duration_s)
-
-
 class SimulatedAudio:
     """Simulated playlists: every name plays a few imaginary 4-minute tracks, looping."""
 
@@ -113,7 +86,7 @@ class SimulatedAudio:
         self._playlists = playlists
         self._listener = listener
         self._target = MusicTarget(None, 0.0, playing=False)
-        self._ramp = _Ramp(0.0, 0.0, clock.now(), 0.0)
+        self._ramp = Ramp(0.0, 0.0, clock.now(), 0.0)
         self._track = 0
         self._track_started = clock.now()
         self._paused_at: float | None = None
@@ -138,11 +111,11 @@ class SimulatedAudio:
             how = "crossfade" if old.playlist and target.playlist else ("fade in" if target.playlist else "fade out")
             one_sided = target.fade_in_s if target.playlist else target.ramp_s
             span = target.crossfade_s if how == "crossfade" else one_sided
-            self._ramp = _Ramp(0.0 if how != "fade out" else self._ramp.at(now), level, now, span)
+            self._ramp = Ramp(0.0 if how != "fade out" else self._ramp.value_at(now), level, now, span)
             self._track, self._track_started, self._paused_at = 0, now, None
         else:
             how = "volume" if target.playing == old.playing else ("play" if target.playing else "pause")
-            self._ramp = _Ramp(self._ramp.at(now), level, now, target.ramp_s)
+            self._ramp = Ramp(self._ramp.value_at(now), level, now, target.ramp_s)
             if how == "pause":
                 self._paused_at = now
             elif how == "play" and self._paused_at is not None:
@@ -185,7 +158,7 @@ class SimulatedAudio:
             now_playing = NowPlaying(tracks[self._track % len(tracks)], "roomctl demo",
                                      f"sim://{t.playlist}/{self._track % len(tracks)}",
                                      round(ref - self._track_started, 1), self.TRACK_S)
-        volume = round(self._ramp.at(self._clock.now()), 1)
+        volume = round(self._ramp.value_at(self._clock.now()), 1)
         return AudioSnapshot(t.playlist, volume, t.playing and t.playlist is not None, now_playing)
 
     def health(self) -> DriverHealth:

@@ -57,16 +57,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
 from roomctl import playlists as pl
-from roomctl.drivers.base import (
-    AudioSnapshot,
-    DriverHealth,
-    MusicTarget,
-    NowPlaying,
-    PlaylistReport,
-)
+from roomctl.room import AudioSnapshot, DriverHealth, MusicTarget, NowPlaying, PlaylistReport
 
 if TYPE_CHECKING:
-    from roomctl.testing.pcm import PcmCapture
+    from testkit.pcm import PcmCapture
 
 logger = logging.getLogger(__name__)
 
