@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SYSTEM_STAMP := $(VENV)/.system-stamp
 
-.PHONY: run test check bench setup clean
+.PHONY: run test lint types check bench setup clean
 
 setup: $(STAMP)
 
@@ -27,10 +27,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-check: $(STAMP)
-	$(VENV)/bin/ruff check roomctl api tests bench
+lint: $(STAMP)
+	$(VENV)/bin/ruff check roomctl api testkit tests bench
+
+types: $(STAMP)
 	$(VENV)/bin/mypy
-	$(PY) -m pytest
+
+check: lint types test
 
 bench: $(STAMP)
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api import routes_presets, routes_rooms
+from api import routes_history, routes_presets, routes_rooms
 from api.auth import COOKIE, Auth, Locked
 from api.deps import Authed, Engine, EngineDep
 from api.hub import RoomHub
@@ -25,47 +24,38 @@ from roomctl.clock import Clock
 from roomctl.config import Config
 from roomctl.preset import friendly_message
 from roomctl.service import Service
+from roomctl.store import SessionStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 
 
 def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = None,
-               store: Any = None, on_ready: Callable[[Engine], None] | None = None) -> FastAPI:
-    """The app for ``config``. ``store`` (a SessionStore) keeps the record and enables
-    recovery; ``on_ready`` is called once the rooms are up."""
+               store: SessionStore | None = None, on_ready: Callable[[Engine], None] | None = None) -> FastAPI:
+    """The app for ``config``. ``store`` keeps the record (and so recovery and retention);
+    ``on_ready`` is called once the rooms are up."""
     auth = Auth(pin or config.pin or f"{secrets.randbelow(10**6):06d}", config.data_dir / "tokens.json")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sink_for = store.sink if store is not None else None
-        service = Service(config, clock=clock, event_sink_for=sink_for)
+        service = Service(config, clock=clock, store=store)
         await service.start()
-        eng = Engine(service, auth, store=store)
-        if store is not None:
-            from api.recovery import recover_sessions
-
-            await recover_sessions(eng)
+        eng = Engine(service, auth)
         for rid, ctl in service.rooms.items():
             hub = RoomHub(ctl, service.clock)
             hub.start()
             eng.hubs[rid] = hub
         app.state.engine = eng
-        retention = None
-        if store is not None and config.retention_days is not None:
-            retention = asyncio.create_task(_retention(store, config.retention_days, service.clock))
         if on_ready is not None:
             on_ready(eng)
         try:
             yield
         finally:
-            if retention is not None:
-                retention.cancel()
             for hub in eng.hubs.values():
                 await hub.stop()
             await service.stop()
 
-    app = FastAPI(
+    app = RoomctlAPI(
         title="roomctl",
         version="0.1.0",
         description="Lights and music of a treatment room along timed presets, steered from a tablet. "
@@ -128,27 +118,18 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
 
     app.include_router(routes_rooms.router)
     app.include_router(routes_presets.router)
-    try:
-        from api import routes_history
-    except ImportError:
-        pass
-    else:
-        app.include_router(routes_history.router)
+    app.include_router(routes_history.router)
     routes_rooms.register_ws(app)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="tablet")
     return app
 
 
-async def _retention(store: Any, days: float, clock: Clock) -> None:
-    """Delete records older than the clinic's retention setting: at start, then hourly."""
-    while True:
-        try:
-            store.purge_older_than(days, clock.now())
-        except Exception:
-            log.exception("deleting old session records failed")
-        await asyncio.sleep(3600)
+class RoomctlAPI(FastAPI):
+    """FastAPI, with a schema that says what this app really answers (see `_openapi`)."""
+
+    def openapi(self) -> dict[str, Any]:
+        return _openapi(self)
 
 
 def validation_body(errors: Any) -> Invalid:

@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, WebSocket
 from api.auth import COOKIE, Auth, TokenRecord
 from api.hub import RoomHub
 from roomctl.service import RoomController, Service
+from roomctl.store import SessionStore
 
 
 @dataclass
@@ -17,7 +18,11 @@ class Engine:
     service: Service
     auth: Auth
     hubs: dict[str, RoomHub] = field(default_factory=dict)
-    store: Any = None  # roomctl.store.SessionStore when the record is kept
+
+    @property
+    def store(self) -> SessionStore | None:
+        """The record, when this service keeps one."""
+        return self.service.store
 
 
 async def engine(request: Request) -> Engine:

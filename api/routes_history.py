@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -9,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Authed, Engine, EngineDep
 from api.models import ErrorOut, Responses
+from roomctl.records.export import session_csv, session_json
+from roomctl.records.report import session_report_svg
+from roomctl.store import SessionStore, SessionSummary, StoredSession
 
 router = APIRouter(prefix="/api/sessions", tags=["history"],
                    responses={401: {"model": ErrorOut, "description": "not paired"},
@@ -50,17 +54,24 @@ class PurgeOut(BaseModel):
     deleted: int
 
 
-def _store(eng: Engine) -> Any:
+def _store(eng: Engine) -> SessionStore:
     if eng.store is None:
         raise HTTPException(409, "this service keeps no session record")
     return eng.store
 
 
-def _summary(eng: Engine, session_id: str) -> Any:
-    for s in _store(eng).list_sessions(limit=1_000_000):
-        if s.id == session_id:
-            return s
-    raise HTTPException(404, f"no session '{session_id}'")
+def _summary(eng: Engine, session_id: str) -> SessionSummary:
+    summary = _store(eng).summary(session_id)
+    if summary is None:
+        raise HTTPException(404, f"no session '{session_id}'")
+    return summary
+
+
+def _stored(eng: Engine, session_id: str) -> StoredSession:
+    stored = _store(eng).get(session_id)
+    if stored is None:
+        raise HTTPException(404, f"no session '{session_id}'")
+    return stored
 
 
 def _running(eng: Engine, session_id: str) -> bool:
@@ -80,17 +91,14 @@ async def list_sessions(eng: EngineDep, _: Authed, room: Annotated[str | None, Q
             summary="A session with its preset snapshot and every event")
 async def get_session(session_id: str, eng: EngineDep, _: Authed) -> SessionDetailOut:
     summary = _summary(eng, session_id)
-    data = _store(eng).export_json(session_id)
+    data = session_json(_stored(eng, session_id))
     return SessionDetailOut(**SessionSummaryOut.model_validate(summary, from_attributes=True).model_dump(),
                             preset=data["preset"], events=data["events"])
 
 
 @router.get("/{session_id}/export.json", responses=E404, summary="The whole record as JSON")
 async def export_json(session_id: str, eng: EngineDep, _: Authed) -> Response:
-    import json
-
-    _summary(eng, session_id)
-    body = json.dumps(_store(eng).export_json(session_id), indent=1, ensure_ascii=False)
+    body = json.dumps(session_json(_stored(eng, session_id)), indent=1, ensure_ascii=False)
     return Response(body, media_type="application/json",
                     headers={"Content-Disposition": f'attachment; filename="session-{session_id}.json"'})
 
@@ -99,8 +107,7 @@ async def export_json(session_id: str, eng: EngineDep, _: Authed) -> Response:
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "one row per event"},
     **E404}, summary="The events as CSV: session time, wall time, kind, phase, details, note")
 async def export_csv(session_id: str, eng: EngineDep, _: Authed) -> Response:
-    _summary(eng, session_id)
-    return Response(_store(eng).export_csv(session_id), media_type="text/csv",
+    return Response(session_csv(_stored(eng, session_id)), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="session-{session_id}.csv"'})
 
 
@@ -108,12 +115,7 @@ async def export_csv(session_id: str, eng: EngineDep, _: Authed) -> Response:
     200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}, "description": "the report"},
     **E404}, summary="The session as a picture: phases, brightness, volume, adjustments, reminders")
 async def report(session_id: str, eng: EngineDep, _: Authed) -> Response:
-    from roomctl.report import session_report_svg
-
-    _summary(eng, session_id)
-    stored = _store(eng).get(session_id)
-    if stored is None:
-        raise HTTPException(404, f"no session '{session_id}'")
+    stored = _stored(eng, session_id)
     ctl = eng.service.rooms.get(stored.room)
     safety = ctl.room.safety if ctl else None
     end_t = None if stored.ended_at is not None else eng.service.clock.now()

@@ -19,9 +19,9 @@ from api.models import (
     ValidateOut,
     YamlIn,
 )
-from roomctl.chart import Chart, chart
 from roomctl.library import PRESET_ID, PresetEntry, PresetExists, PresetNotFound, PresetReadOnly
 from roomctl.preset import Preset, PresetError, PresetProblem, parse_preset, parse_preset_yaml, preset_to_yaml
+from roomctl.records.chart import Chart, chart
 
 router = APIRouter(prefix="/api/presets", tags=["presets"],
                    responses={401: {"model": ErrorOut, "description": "not paired"}})
@@ -45,7 +45,8 @@ PresetBody = Annotated[dict[str, Any], Body(examples=[EXAMPLE])]
 
 
 def _problems(problems: list[PresetProblem] | tuple[PresetProblem, ...]) -> list[ProblemOut]:
-    return [ProblemOut(**p.as_dict()) for p in problems]  # type: ignore[arg-type]
+    return [ProblemOut(file=p.file, phase=p.phase, field=p.field, message=p.message, text=str(p))
+            for p in problems]
 
 
 def _invalid(err: PresetError) -> JSONResponse:

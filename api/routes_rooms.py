@@ -26,8 +26,8 @@ from api.models import (
 from api.state import RoomState
 from roomctl.events import LightsChange, MusicChange
 from roomctl.library import PresetNotFound
-from roomctl.preset import PresetError
-from roomctl.service import Preflight
+from roomctl.preset import Preset, PresetError
+from roomctl.service import Preflight, RoomController
 from roomctl.session import CommandRejected, UnknownPhase
 from roomctl.timeline import Status
 
@@ -51,6 +51,21 @@ async def _run(call: Awaitable[Status | None]) -> None:
         raise HTTPException(409, str(err)) from None
     except UnknownPhase as err:
         raise HTTPException(404, f"no phase '{err.args[0]}' in this session's preset") from None
+
+
+async def _command(eng: EngineDep, ctl: RoomController, call: Awaitable[Status | None]) -> Any:
+    """Run a therapist's command; answer with the room's state after it."""
+    await _run(call)
+    return _state(eng, ctl.id)
+
+
+def _preset(eng: EngineDep, preset_id: str) -> Preset:
+    try:
+        return eng.service.library.get(preset_id)
+    except PresetNotFound:
+        raise HTTPException(404, f"no preset '{preset_id}'") from None
+    except PresetError as err:
+        raise HTTPException(409, f"preset '{preset_id}' has problems: {err.problems[0]}") from None
 
 
 def _preflight(p: Preflight) -> PreflightOut:
@@ -77,24 +92,13 @@ async def get_state(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
 @router.get("/{room_id}/preflight", response_model=PreflightOut, responses=E404,
             summary="Check that this room can play a preset (lights answer, playlists found)")
 async def preflight(ctl: RoomDep, eng: EngineDep, _: Authed, preset: str) -> PreflightOut:
-    try:
-        p = eng.service.library.get(preset)
-    except PresetNotFound:
-        raise HTTPException(404, f"no preset '{preset}'") from None
-    except PresetError as err:
-        raise HTTPException(409, f"preset '{preset}' has problems: {err.problems[0]}") from None
-    return _preflight(await ctl.preflight(p))
+    return _preflight(await ctl.preflight(_preset(eng, preset)))
 
 
 @router.post("/{room_id}/session", response_model=StartOut, status_code=201, responses=CMD,
              summary="Start a session from a preset; answers with the preflight report")
 async def start_session(body: StartIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> StartOut:
-    try:
-        preset = eng.service.library.get(body.preset)
-    except PresetNotFound:
-        raise HTTPException(404, f"no preset '{body.preset}'") from None
-    except PresetError as err:
-        raise HTTPException(409, f"preset '{body.preset}' has problems: {err.problems[0]}") from None
+    preset = _preset(eng, body.preset)
     report = await ctl.preflight(preset)
     await _run(ctl.start(body.preset, preset, body.label))
     return StartOut(state=eng.hubs[ctl.id].state(), preflight=_preflight(report))
@@ -103,42 +107,36 @@ async def start_session(body: StartIn, ctl: RoomDep, eng: EngineDep, _: Authed) 
 @router.post("/{room_id}/session/next", response_model=RoomState, responses=CMD,
              summary="End the current phase now")
 async def next_phase(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
-    await _run(ctl.runner.next())
-    return _state(eng, ctl.id)
+    return await _command(eng, ctl, ctl.runner.next())
 
 
 @router.post("/{room_id}/session/hold", response_model=RoomState, responses=CMD,
              summary="Freeze the current phase's countdown")
 async def hold(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
-    await _run(ctl.runner.hold())
-    return _state(eng, ctl.id)
+    return await _command(eng, ctl, ctl.runner.hold())
 
 
 @router.post("/{room_id}/session/resume", response_model=RoomState, responses=CMD,
              summary="Continue a held countdown")
 async def resume(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
-    await _run(ctl.runner.resume())
-    return _state(eng, ctl.id)
+    return await _command(eng, ctl, ctl.runner.resume())
 
 
 @router.post("/{room_id}/session/extend", response_model=RoomState, responses=CMD,
              summary="Add time to the current phase")
 async def extend(body: ExtendIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
-    await _run(ctl.runner.extend(body.seconds))
-    return _state(eng, ctl.id)
+    return await _command(eng, ctl, ctl.runner.extend(body.seconds))
 
 
 @router.post("/{room_id}/session/jump", response_model=RoomState, responses=CMD,
              summary="Go to any phase")
 async def jump(body: JumpIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
-    await _run(ctl.runner.jump(body.phase))
-    return _state(eng, ctl.id)
+    return await _command(eng, ctl, ctl.runner.jump(body.phase))
 
 
 @router.post("/{room_id}/session/end", response_model=RoomState, responses=CMD, summary="End the session")
 async def end(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
-    await _run(ctl.runner.end())
-    return _state(eng, ctl.id)
+    return await _command(eng, ctl, ctl.runner.end())
 
 
 @router.post("/{room_id}/lights", response_model=RoomState, responses=CMD,
@@ -146,8 +144,7 @@ async def end(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
              openapi_extra={"requestBody": {"content": {"application/json": {
                  "example": {"brightness": 30, "color_temp": 2400, "transition": 2}}}}})
 async def set_lights(body: LightsChange, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
-    await _run(ctl.runner.set_lights(body))
-    return _state(eng, ctl.id)
+    return await _command(eng, ctl, ctl.runner.set_lights(body))
 
 
 @router.post("/{room_id}/music", response_model=RoomState, responses=CMD,
@@ -155,15 +152,13 @@ async def set_lights(body: LightsChange, ctl: RoomDep, eng: EngineDep, _: Authed
              openapi_extra={"requestBody": {"content": {"application/json": {
                  "example": {"volume": 35}}}}})
 async def set_music(body: MusicChange, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
-    await _run(ctl.runner.set_music(body))
-    return _state(eng, ctl.id)
+    return await _command(eng, ctl, ctl.runner.set_music(body))
 
 
 @router.post("/{room_id}/back-to-preset", response_model=RoomState, responses=CMD,
              summary="Drop the therapist's light and music changes; follow the preset again")
 async def back_to_preset(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
-    await _run(ctl.runner.back_to_preset())
-    return _state(eng, ctl.id)
+    return await _command(eng, ctl, ctl.runner.back_to_preset())
 
 
 @router.post("/{room_id}/emergency", response_model=RoomState, responses={**AUTH, **E404},
@@ -180,8 +175,7 @@ async def emergency(body: EmergencyIn, ctl: RoomDep, eng: EngineDep, _: Authed) 
 @router.post("/{room_id}/cues/ack", response_model=RoomState, responses=CMD,
              summary="Acknowledge a reminder, with an optional short note (e.g. a blood pressure)")
 async def acknowledge(body: AckIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
-    await _run(ctl.runner.acknowledge(body.cue, body.note))
-    return _state(eng, ctl.id)
+    return await _command(eng, ctl, ctl.runner.acknowledge(body.cue, body.note))
 
 
 async def live(ws: WebSocket, room_id: str) -> None:

@@ -123,13 +123,6 @@ class RoomState(BaseModel):
     degraded: list[str]
 
 
-def _phase(status: Status, index: int) -> PhaseOut:
-    p = status.phase if index == status.phase_index else None
-    assert p is not None
-    return PhaseOut(index=index, id=p.id, title=p.display_title, kind=str(p.kind),
-                    advance=p.advance.value, planned_s=p.planned_s)
-
-
 def session_out(ctl: RoomController, st: Status) -> SessionOut:
     session = ctl.runner.session
     assert session is not None

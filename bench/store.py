@@ -45,7 +45,7 @@ from roomctl.session import Room, Session, SessionRunner
 from roomctl.store import SessionStore
 from testkit.servers import demo_test_config, running_app
 
-PRESET = Path(__file__).resolve().parent.parent / "presets" / "kap-intramuscular.yaml"
+PRESET = Path(__file__).resolve().parent.parent / "roomctl" / "presets" / "kap-intramuscular.yaml"
 APPEND_S = 2.0  # time budget per append measurement
 COMMANDS = 600  # per variant
 SESSION_COMMANDS = 60  # a busy session of taps

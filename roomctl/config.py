@@ -15,11 +15,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from roomctl.playlists import parse_playlists
 from roomctl.preset import Kelvin, NonNegativeDuration, Percent
 from roomctl.room import Safety
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
-REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
+BUNDLED_PRESETS = Path(__file__).resolve().parent / "presets"  # shipped inside the package
 
 
 def default_data_dir() -> Path:
@@ -131,7 +132,7 @@ class Config(BaseModel):
     rooms: Annotated[list[RoomConfig], Field(min_length=1)]
     listen: ListenConfig = Field(default_factory=ListenConfig)
     data_dir: Path = Field(default_factory=default_data_dir)
-    bundled_presets: Path = REPO_PRESETS
+    bundled_presets: Path = BUNDLED_PRESETS
     presets_dir: Path | None = None  # the clinic's own; default <data_dir>/presets
     pin: Annotated[str, Field(pattern=r"^\d{4,12}$")] | None = None  # else one is made up at start
     retention_days: Annotated[float, Field(gt=0)] | None = None
@@ -203,8 +204,6 @@ def parse_config(data: dict[str, Any], source: str = "roomctl.toml", base_dir: P
 
 def _check_playlists(config: Config, source: str) -> None:
     """The music mapping is checked at start-up too, so a typo stops roomctl with its key."""
-    from roomctl.playlists import parse_playlists
-
     for i, room in enumerate(config.rooms):
         try:
             parse_playlists(room.audio.playlists, base_dir=config.config_dir)

@@ -285,14 +285,3 @@ def report(name: str, spec: PlaylistSpec) -> PlaylistReport:
     contacted; they count as one playable entry."""
     entries, problems = scan(spec)
     return PlaylistReport(name=name, playable=len(entries), problems=tuple(problems))
-
-
-def describe(spec: PlaylistSpec) -> str:
-    """A short human description, for logs and the room check ("folder /srv/music/journey")."""
-    if isinstance(spec, FolderPlaylist):
-        return f"folder {spec.folder}" + (" (shuffled)" if spec.shuffle else "")
-    if isinstance(spec, M3uPlaylist):
-        return f"playlist file {spec.m3u}"
-    if isinstance(spec, FilesPlaylist):
-        return f"{len(spec.files)} file(s)"
-    return f"stream {spec.url}"

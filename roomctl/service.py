@@ -1,10 +1,12 @@
 """The running service without the web: rooms (drivers + a session runner each), the preset
-library, and start-up/shut-down. The API builds one in its lifespan.
+library, the session record (recovery at start, retention), and start-up/shut-down. The
+API builds one in its lifespan; `roomctl serve` opens the record and hands it over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,12 +14,17 @@ from typing import Any
 
 from roomctl.clock import Clock, RealClock
 from roomctl.config import AudioKind, Config, ConfigError, LightsKind, RoomConfig
+from roomctl.demo_media import demo_playlists, ensure_demo_media
 from roomctl.drivers.base import Audio, Lights
+from roomctl.drivers.hue import HueBridges, HueError, HueLights, HueOptions, build_hue_lights
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
+from roomctl.drivers.vlc import VlcAudio, vlc_available
 from roomctl.library import PresetLibrary
+from roomctl.playlists import parse_playlists
 from roomctl.preset import Preset
-from roomctl.room import AudioSnapshot, DriverHealth, MusicTarget, PlaylistReport, Safety
-from roomctl.session import EventSink, Room, SessionRunner
+from roomctl.room import DriverHealth, MusicTarget, PlaylistReport, Safety
+from roomctl.session import Room, SessionRunner
+from roomctl.store import SessionStore
 from roomctl.timeline import Status
 
 log = logging.getLogger(__name__)
@@ -103,10 +110,8 @@ class RoomController:
         self.changed()
 
 
-def _build_lights(cfg: Config, room: RoomConfig, clock: Clock, hue: Any) -> Lights:
+def _build_lights(cfg: Config, room: RoomConfig, clock: Clock, hue: HueBridges | None) -> Lights:
     if room.lights.kind is LightsKind.HUE:
-        from roomctl.drivers.hue import build_hue_lights
-
         username = cfg.hue_username(room)
         if not username:
             raise ConfigError(f"rooms '{room.name}': lights: no username for Hue bridge "
@@ -121,11 +126,7 @@ def _build_audio(cfg: Config, room: RoomConfig, clock: Clock, safety: Safety) ->
     kind = room.audio.kind
     if kind is AudioKind.SIMULATED:
         return SimulatedAudio(clock, max_volume=safety.max_volume), None
-    try:
-        from roomctl.drivers.vlc import vlc_available
-        ok, reason = vlc_available()
-    except ImportError as err:  # the vlc driver module itself could not load
-        ok, reason = False, str(err)
+    ok, reason = vlc_available()
     if not ok:
         if kind is AudioKind.VLC:
             log.error("room %s: libvlc is not available (%s); audio is SIMULATED", room.name, reason)
@@ -134,13 +135,8 @@ def _build_audio(cfg: Config, room: RoomConfig, clock: Clock, safety: Safety) ->
                         room.name, reason)
         note = f"audio is simulated: libvlc is not available ({reason})"
         return SimulatedAudio(clock, max_volume=safety.max_volume), note
-    from roomctl.drivers.vlc import VlcAudio
-    from roomctl.playlists import parse_playlists
-
     playlists = parse_playlists(room.audio.playlists, base_dir=cfg.config_dir)
     if room.audio.demo_media:
-        from roomctl.demo_media import demo_playlists, ensure_demo_media
-
         ensure_demo_media(cfg.data_dir)
         playlists = {**demo_playlists(cfg.data_dir), **playlists}
     audio = VlcAudio(playlists, max_volume=safety.max_volume, aout=room.audio.output,
@@ -148,49 +144,91 @@ def _build_audio(cfg: Config, room: RoomConfig, clock: Clock, safety: Safety) ->
     return audio, None
 
 
+RETENTION_EVERY_S = 3600.0
+
+
 class Service:
+    """Every room of one roomctl, with the record when one is kept (``store``)."""
+
     def __init__(self, config: Config, *, clock: Clock | None = None,
-                 event_sink_for: Callable[[str], EventSink] | None = None) -> None:
+                 store: SessionStore | None = None) -> None:
         self.config = config
         self.clock = clock or RealClock()
+        self.store = store
         self.library = PresetLibrary(config.bundled_presets, config.clinic_presets)
         self.rooms: dict[str, RoomController] = {}
-        self._sink_for = event_sink_for
+        self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Build the rooms, continue the sessions the record says never ended, and start
+        deleting old records when the clinic keeps them for a limited time."""
         cfg = self.config
         hue = None
         if any(rc.lights.kind is LightsKind.HUE for rc in cfg.rooms):
-            from roomctl.drivers.hue import HueBridges, HueOptions
-
             timeout = min(rc.lights.timeout for rc in cfg.rooms if rc.lights.kind is LightsKind.HUE)
             hue = HueBridges(self.clock, HueOptions(request_timeout_s=timeout))
         for rc in cfg.rooms:
             safety = cfg.safety.to_safety(rc.audio.max_volume)
             lights = _build_lights(cfg, rc, self.clock, hue)
             audio, note = await asyncio.to_thread(_build_audio, cfg, rc, self.clock, safety)
-            if rc.lights.kind is LightsKind.HUE:
+            if isinstance(lights, HueLights):
                 await self._first_contact(rc, lights)
             room = Room(rc.name, lights, audio, safety)
-            sink = self._sink_for(rc.id) if self._sink_for else None
+            sink = self.store.sink(rc.id) if self.store is not None else None
             runner = SessionRunner(room, self.clock, event_sink=sink)
             self.rooms[rc.id] = RoomController(rc.id, rc, room, runner, note)
             log.info("room %s ready: lights %s, audio %s", rc.name, lights.health().detail,
                      note or audio.health().detail)
+        if self.store is not None:
+            await self.recover_sessions()
+            if cfg.retention_days is not None:
+                self._retention = asyncio.create_task(self._keep_retention(cfg.retention_days),
+                                                      name="retention")
+
+    async def recover_sessions(self) -> list[str]:
+        """Continue every session the record says never ended, newest first per room."""
+        assert self.store is not None
+        recovered = []
+        for stored in reversed(self.store.unfinished()):  # newest first
+            ctl = self.rooms.get(stored.room)
+            if ctl is None:
+                log.error("session %s belongs to room '%s', which is not in the config; left as it is",
+                          stored.session.id, stored.room)
+                continue
+            if ctl.runner.running:
+                log.error("room %s has two unfinished sessions; continuing only the newest", stored.room)
+                continue
+            status = await ctl.runner.recover(stored.session)
+            log.warning("room %s: recovered session %s in phase '%s' (%d events)", stored.room,
+                        stored.session.id, status.phase.id, len(stored.session.events))
+            recovered.append(stored.session.id)
+        return recovered
+
+    async def _keep_retention(self, days: float) -> None:
+        """Delete records older than the clinic's retention setting: at start, then hourly."""
+        assert self.store is not None
+        while True:
+            try:
+                await asyncio.to_thread(self.store.purge_older_than, days, self.clock.now())
+            except Exception:
+                log.exception("deleting old session records failed")
+            await asyncio.sleep(RETENTION_EVERY_S)
 
     @staticmethod
-    async def _first_contact(rc: RoomConfig, lights: Lights) -> None:
+    async def _first_contact(rc: RoomConfig, lights: HueLights) -> None:
         """Reach the bridge once at start, so the room state says at once whether it answers.
         A bridge that does not answer is no reason not to start: the driver keeps trying."""
-        from roomctl.drivers.hue import HueError, HueLights
-
-        assert isinstance(lights, HueLights)
         try:
             await lights.connect()
         except HueError as err:
             log.warning("room %s: %s", rc.name, err)
 
     async def stop(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention
+            self._retention = None
         for ctl in self.rooms.values():
             await ctl.runner.close()
             for closer in (ctl.room.lights.close, ctl.room.audio.close):
@@ -206,7 +244,3 @@ class Service:
             out[rid] = {"lights": {"ok": lh.ok, "detail": lh.detail},
                         "audio": {"ok": ah.ok, "detail": ctl.audio_note or ah.detail}}
         return out
-
-
-def audio_snapshot(ctl: RoomController) -> AudioSnapshot:
-    return ctl.room.audio.snapshot()

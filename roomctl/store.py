@@ -17,9 +17,7 @@ store never replaces or "repairs" a file it did not create: it holds clinical re
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
-import io
 import itertools
 import json
 import logging
@@ -28,7 +26,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,20 +34,15 @@ from pydantic import ValidationError
 from roomctl import units
 from roomctl.events import Event, EventKind
 from roomctl.preset import Preset
-from roomctl.report import describe_event
-from roomctl.room import Safety
 from roomctl.session import EventSink, Session
-from roomctl.timeline import evaluate, evaluate_many
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x726F6F6D  # "room": marks the file as a roomctl store
-EXPORT_FORMAT = "roomctl.session/1"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _OPEN_BUSY_MS = 300  # a foreign writer holding the file at open: refuse quickly
 _BUSY_MS = 2000  # we hold the lock file, so only a foreign reader's checkpoint can be in the way
-_CSV_FIELDS = ("session_time", "wall_time", "kind", "phase", "details", "note")
 
 _SCHEMA = """
 CREATE TABLE sessions (
@@ -304,52 +296,8 @@ class SessionStore:
                            (cutoff,)).rowcount
         if n:
             self._checkpoint()
-            log.info("purged %d session(s) that ended before %s", n, _iso(cutoff))
+            log.info("purged %d session(s) that ended before %s", n, units.format_iso(cutoff))
         return n
-
-    # --- export -----------------------------------------------------------------------------
-
-    def export_json(self, session_id: str) -> dict[str, Any]:
-        """The whole record of a session as JSON-ready data; KeyError when there is none."""
-        stored = self._require(session_id)
-        s = stored.session
-        return {
-            "format": EXPORT_FORMAT,
-            "id": s.id,
-            "room": stored.room,
-            "label": s.label,
-            "started_at": stored.started_at,
-            "started_at_iso": _iso(stored.started_at),
-            "ended_at": stored.ended_at,
-            "ended_at_iso": None if stored.ended_at is None else _iso(stored.ended_at),
-            "end_reason": stored.end_reason,
-            "preset": s.preset.model_dump(mode="json"),
-            "events": [e.model_dump(mode="json", exclude_none=True) for e in s.events],
-        }
-
-    def export_csv(self, session_id: str) -> str:
-        """One row per event: session time (H:MM:SS), wall time (ISO 8601 with offset), kind,
-        the phase at that moment, details, note. KeyError when there is no such session."""
-        stored = self._require(session_id)
-        preset, events = stored.session.preset, stored.session.events
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(_CSV_FIELDS)
-        statuses = evaluate_many(preset, events, [e.at for e in events], Safety())
-        for i, event in enumerate(events):
-            status = statuses[i]
-            if i + 1 < len(events) and events[i + 1].at == event.at:
-                # Later events at the same instant must not show (rare: a virtual clock).
-                status = evaluate(preset, events[: i + 1], event.at, Safety())
-            writer.writerow([
-                units.format_clock(event.at - stored.started_at),
-                _iso(event.at),
-                event.kind.value,
-                _cell(status.phase.display_title),
-                _cell(describe_event(event, preset)),
-                _cell(event.note or ""),
-            ])
-        return out.getvalue()
 
     # --- internals --------------------------------------------------------------------------
 
@@ -546,20 +494,7 @@ def _statements(script: str) -> Sequence[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-# --- describing events ---------------------------------------------------------------------------
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
-
-
-def _cell(text: str) -> str:
-    """Keep spreadsheet programs from running text as a formula (notes are free text)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 __all__ = [
-    "EXPORT_FORMAT",
     "SCHEMA_VERSION",
     "SessionStore",
     "SessionSummary",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from decimal import Decimal
 
 KELVIN_MIN = 2000
@@ -54,6 +55,11 @@ def format_clock(seconds: float) -> str:
     h, rest = divmod(total, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}"
+
+
+def format_iso(epoch_s: float) -> str:
+    """Epoch seconds -> local ISO 8601 time with its offset, for the record ('2026-12-03T09:48:34+01:00')."""
+    return datetime.fromtimestamp(epoch_s).astimezone().isoformat(timespec="seconds")
 
 
 def parse_kelvin(value: object) -> int:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from testkit.servers import PIN, Running, demo_test_config, running_app
 
@@ -47,12 +48,13 @@ def ws_url(server: Running, room: str = "room-1") -> str:
     return server.url.replace("http://", "ws://") + f"/api/rooms/{room}/live"
 
 
-def start(api: httpx.Client, preset: str = "quick") -> dict:
+def start(api: httpx.Client, preset: str = "quick") -> dict[str, Any]:
     if preset == "quick" and api.get("/api/presets/quick").status_code == 404:
         assert api.post("/api/presets", params={"id": "quick"}, json=QUICK).status_code == 201
     r = api.post("/api/rooms/room-1/session", json={"preset": preset, "label": "test"})
     assert r.status_code == 201, r.text
-    return r.json()
+    answer: dict[str, Any] = r.json()
+    return answer
 
 
 # --- auth ---------------------------------------------------------------------------------
@@ -283,15 +285,15 @@ def test_websocket_pushes_the_state_on_connect_and_on_every_change(server: Runni
         start(api)
         api.post("/api/rooms/room-1/lights", json={"brightness": 25, "transition": 0})
 
-        def until(ws: object, pred: object) -> dict:
+        def until(ws: ClientConnection, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
-                msg = json.loads(ws.recv(timeout=5))  # type: ignore[attr-defined]
-                if pred(msg):  # type: ignore[operator]
+                msg: dict[str, Any] = json.loads(ws.recv(timeout=5))
+                if pred(msg):
                     return msg
             raise AssertionError("no such state pushed")
 
-        def has_override(m: dict) -> bool:
+        def has_override(m: dict[str, Any]) -> bool:
             return bool(m["session"] and m["lights"]["target"] and m["lights"]["target"]["brightness"] == 25)
 
         got_a, got_b = until(a, has_override), until(b, has_override)

@@ -19,7 +19,7 @@ def roomctl(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_validate_the_bundled_presets() -> None:
-    result = roomctl("presets", "validate", "presets/")
+    result = roomctl("presets", "validate", "roomctl/presets/")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines == [
@@ -48,7 +48,7 @@ def test_validate_lists_one_line_per_mistake() -> None:
 
 
 def test_validate_mixed_files_and_a_missing_path(tmp_path: Path) -> None:
-    result = roomctl("presets", "validate", "presets/tour.yaml", "tests/broken_presets/no-phases.yaml")
+    result = roomctl("presets", "validate", "roomctl/presets/tour.yaml", "tests/broken_presets/no-phases.yaml")
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         "tour.yaml: ok — Tour, 5 phases, 3m planned",
@@ -62,7 +62,7 @@ def test_validate_mixed_files_and_a_missing_path(tmp_path: Path) -> None:
 
 
 def test_show_prints_each_phase() -> None:
-    result = roomctl("presets", "show", "presets/kap-sublingual.yaml")
+    result = roomctl("presets", "show", "roomctl/presets/kap-sublingual.yaml")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("KAP sublingual\n")
@@ -82,7 +82,7 @@ def test_show_a_broken_preset() -> None:
 
 
 def test_simulate_prints_the_whole_session_quickly() -> None:
-    result = roomctl("simulate", "presets/kap-sublingual.yaml", "--instant")
+    result = roomctl("simulate", "roomctl/presets/kap-sublingual.yaml", "--instant")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     events = [tuple(line.split(None, 2)) for line in lines[:-1]]
@@ -116,7 +116,7 @@ def test_simulate_prints_the_whole_session_quickly() -> None:
     assert float(last.group(1)) < 1.0
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "presets").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "roomctl" / "presets").glob("*.yaml")), ids=lambda p: p.name)
 def test_simulate_every_bundled_preset_to_its_end(path: Path) -> None:
     result = roomctl("simulate", str(path), "--instant")
     assert result.returncode == 0, result.stderr

@@ -1,6 +1,7 @@
 """The settings file: every mistake stops start-up with a message naming the key."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ def test_the_example_config_is_valid_and_complete() -> None:
      "rooms[0] ('A').audio.playlists.journey: a playlist needs exactly one of"),
     ({"rooms": [{"name": "A"}], "pin": "12"}, "pin:"),
 ])
-def test_mistakes_name_their_key(data: dict, message: str) -> None:
+def test_mistakes_name_their_key(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(data)
     assert message in str(err.value)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from roomctl.cli.hue import ConfigEditError, read_config, register, store_bridge_username, stored_username
 from roomctl.clock import RealClock
-from roomctl.drivers.hue import build_hue_lights, username_for_bridge
-from roomctl.hue_cli import ConfigEditError, read_config, register, store_bridge_username
+from roomctl.drivers.hue import build_hue_lights
 from roomctl.room import LightLook
 from testkit.hue_bridge import DEFAULT_USER, HueBridgeEmulator
 
@@ -161,7 +161,7 @@ async def test_a_room_from_the_config_file_drives_the_bridge(bridge: HueBridgeEm
     store_bridge_username(config, bridge.host, DEFAULT_USER)
     settings = read_config(config)
     lights = settings["rooms"]["lights"]
-    username = username_for_bridge(settings, lights["bridge"])
+    username = stored_username(settings, lights["bridge"])
     assert username == DEFAULT_USER
     room = build_hue_lights(lights["bridge"], username, lights["group"], None, RealClock())
     try:

@@ -21,7 +21,7 @@ from roomctl.preset import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = sorted((ROOT / "presets").glob("*.yaml"))
+BUNDLED = sorted((ROOT / "roomctl" / "presets").glob("*.yaml"))
 BROKEN = Path(__file__).resolve().parent / "broken_presets"
 
 # One file per mistake, and the one line each must produce: file, phase, field, message.
@@ -195,7 +195,7 @@ phases:
 def test_presets_are_frozen() -> None:
     preset = load_preset(BUNDLED[0])
     with pytest.raises(ValueError, match="frozen"):
-        preset.name = "changed"  # type: ignore[misc]
+        preset.name = "changed"
 
 
 # --- the bundled presets ------------------------------------------------------------------
@@ -203,7 +203,7 @@ def test_presets_are_frozen() -> None:
 
 def test_there_are_bundled_presets() -> None:
     assert len(BUNDLED) >= 4
-    assert [p.name for p in preset_files(ROOT / "presets")] == [p.name for p in BUNDLED]
+    assert [p.name for p in preset_files(ROOT / "roomctl" / "presets")] == [p.name for p in BUNDLED]
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
@@ -229,7 +229,7 @@ def test_bundled_preset_load_save_load(path: Path, tmp_path: Path) -> None:
 
 
 def test_saved_yaml_uses_human_units() -> None:
-    preset = load_preset(ROOT / "presets" / "kap-sublingual.yaml")
+    preset = load_preset(ROOT / "roomctl" / "presets" / "kap-sublingual.yaml")
     data = yaml.safe_load(preset_to_yaml(preset))
     dosing = data["phases"][1]
     assert dosing["duration"] == "15m"

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -91,12 +92,13 @@ def test_sigkill_in_the_journey_then_restart_resumes_in_place(serve: Serve) -> N
     room = serve.url + "/api/rooms/room-1"
     acknowledged: list[str] = []
 
-    def cmd(path: str, body: dict | None = None, kind: str | None = None) -> dict:
+    def cmd(path: str, body: dict[str, Any] | None = None, kind: str | None = None) -> dict[str, Any]:
         r = httpx.post(f"{room}/{path}", json=body, headers=h)
         assert r.status_code in (200, 201), r.text
         if kind:
             acknowledged.append(kind)
-        return r.json()
+        answer: dict[str, Any] = r.json()
+        return answer
 
     session_id = cmd("session", {"preset": "kap-sublingual", "label": "recovery test"},
                      "started")["state"]["session"]["id"]

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import Preset, load_preset, parse_preset
-from roomctl.report import phase_visits, session_report_svg
+from roomctl.records.report import phase_visits, session_report_svg
 from roomctl.room import Safety
 from roomctl.timeline import evaluate, evaluate_many
 
-PRESETS = Path(__file__).resolve().parent.parent / "presets"
+PRESETS = Path(__file__).resolve().parent.parent / "roomctl" / "presets"
 NS = {"svg": "http://www.w3.org/2000/svg"}
 T0 = 1_700_000_000.0
 

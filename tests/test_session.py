@@ -1,5 +1,6 @@
 """The session runner on a virtual clock, driving the simulated room."""
 
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import pytest
@@ -10,6 +11,7 @@ from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import parse_preset_yaml
 from roomctl.room import DriverHealth, LightLook, LightReading, MusicTarget, Safety
 from roomctl.session import CommandRejected, Room, Session, SessionRunner, UnknownPhase
+from roomctl.timeline import Status
 
 START = 1_000_000.0  # the `clock` fixture's start
 
@@ -191,7 +193,7 @@ async def test_emergency_reaches_the_lights_even_when_the_timeline_is_stuck(
 )
 async def test_commands_that_do_not_fit_are_rejected(runner: SessionRunner, steps: list[str],
                                                      message: str) -> None:
-    actions = {
+    actions: dict[str, Callable[[], Awaitable[Status]]] = {
         "hold": runner.hold, "resume": runner.resume, "next": runner.next, "end": runner.end,
         "extend": lambda: runner.extend(60), "ack-spit": lambda: runner.acknowledge("dose/0"),
         "ack-unknown": lambda: runner.acknowledge("nope/0"),
@@ -391,8 +393,8 @@ async def test_a_failing_driver_does_not_stop_the_session(clock: VirtualClock,
         assert status.emergency
         await runner.emergency_off()
         await clock.advance(10 * 60)
-        status = runner.status()
-        assert status is not None and status.phase.id == "journey"
+        now = runner.status()
+        assert now is not None and now.phase.id == "journey"
         assert bad.calls >= 5
         assert audio.commands[-1][2].playlist == "journey"  # the music carried on
     finally:

@@ -20,12 +20,13 @@ from roomctl.clock import VirtualClock
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import Preset, load_preset, parse_preset
+from roomctl.records.export import session_csv, session_json
 from roomctl.room import Safety
 from roomctl.session import CommandRejected, Room, Session, SessionRunner
 from roomctl.store import SCHEMA_VERSION, SessionStore, StoreError
 from roomctl.timeline import evaluate
 
-PRESETS = Path(__file__).resolve().parent.parent / "presets"
+PRESETS = Path(__file__).resolve().parent.parent / "roomctl" / "presets"
 START = 1_700_000_000.0
 DAY = 86400.0
 
@@ -422,7 +423,9 @@ async def test_export_json(store: SessionStore, tour: Preset) -> None:
     await runner.end()
     await runner.close()
     assert runner.session is not None
-    data = store.export_json(runner.session.id)
+    stored = store.get(runner.session.id)
+    assert stored is not None
+    data = session_json(stored)
     assert json.loads(json.dumps(data)) == data  # plain JSON
     assert data["format"] == "roomctl.session/1"
     assert data["id"] == runner.session.id
@@ -434,8 +437,7 @@ async def test_export_json(store: SessionStore, tour: Preset) -> None:
     assert Preset.model_validate(data["preset"]) == tour
     assert data["preset"]["phases"][1]["duration"] == "30s"  # human units, as clinics write
     assert [Event.model_validate(e) for e in data["events"]] == runner.session.events
-    with pytest.raises(KeyError):
-        store.export_json("nope")
+    assert store.get("nope") is None
 
 
 async def test_export_csv(store: SessionStore, tour: Preset) -> None:
@@ -447,7 +449,9 @@ async def test_export_csv(store: SessionStore, tour: Preset) -> None:
     await runner.close()
     assert runner.session is not None
     events = runner.session.events
-    rows = list(csv.DictReader(io.StringIO(store.export_csv(runner.session.id))))
+    stored = store.get(runner.session.id)
+    assert stored is not None
+    rows = list(csv.DictReader(io.StringIO(session_csv(stored))))
     assert list(rows[0]) == ["session_time", "wall_time", "kind", "phase", "details", "note"]
     assert [r["kind"] for r in rows] == [e.kind.value for e in events]
     assert [datetime.fromisoformat(r["wall_time"]).timestamp() for r in rows] == \

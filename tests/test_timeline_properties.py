@@ -7,7 +7,7 @@ import asyncio
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,7 +22,7 @@ from roomctl.session import CommandRejected, Room, SessionRunner, UnknownPhase
 from roomctl.timeline import Status, evaluate, evaluate_many
 
 T0 = 1_000_000.0
-BUNDLED = [load_preset(p) for p in sorted((Path(__file__).parent.parent / "presets").glob("*.yaml"))]
+BUNDLED = [load_preset(p) for p in sorted((Path(__file__).parent.parent / "roomctl" / "presets").glob("*.yaml"))]
 KINDS = ["preparation", "dosing", "journey", "return", "integration", "custom"]
 SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -54,7 +54,7 @@ def random_presets(draw: st.DrawFn) -> Preset:
     lengths: list[float | None] = []
     for i, kind in enumerate(kinds):
         manual = draw(st.integers(0, 3)) == 0
-        length = draw(_length)
+        length: float | None = draw(_length)
         phase: dict[str, Any] = {"id": f"p{i}", "kind": kind}
         if manual:
             phase["advance"] = "manual"
@@ -127,7 +127,7 @@ def _lights_change(draw: st.DrawFn) -> LightsChange:
 def _music_change(draw: st.DrawFn) -> MusicChange:
     volume = draw(st.one_of(st.none(), st.floats(0, 100)))
     playing = draw(st.one_of(st.none(), st.booleans()))
-    skip = draw(st.sampled_from([None, "next", "previous"]))
+    skip: Literal["next", "previous"] | None = draw(st.sampled_from([None, "next", "previous"]))
     if volume is None and playing is None and skip is None:
         volume = 50.0
     return MusicChange(volume=volume, playing=playing, skip=skip)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, BrowserContext, Page, Route, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Request, Route, sync_playwright
 from ui_server import PIN, UI_CHECK_PRESET, UIServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,11 +215,19 @@ def test_pair_and_run_a_session(tablet: Tablet) -> None:
     box = slider.bounding_box()
     assert box is not None
     thumb = 38
-    x_at = lambda v: box["x"] + thumb / 2 + (box["width"] - thumb) * v / 100  # noqa: E731
+
+    def x_at(value: float) -> float:
+        assert box is not None
+        return box["x"] + thumb / 2 + (box["width"] - thumb) * value / 100
+
     y = box["y"] + box["height"] / 2
     sent: list[tuple[float, dict[str, Any]]] = []
-    page.on("request", lambda r: sent.append((time.monotonic(), r.post_data_json))
-            if r.method == "POST" and r.url.endswith("/lights") else None)
+
+    def note_light_change(r: Request) -> None:
+        if r.method == "POST" and r.url.endswith("/lights"):
+            sent.append((time.monotonic(), r.post_data_json or {}))
+
+    page.on("request", note_light_change)
     page.mouse.move(x_at(60), y)
     page.mouse.down()
     moves = 16
@@ -391,13 +399,13 @@ def test_preset_chart_editor_and_files(tablet: Tablet) -> None:
     assert href == "/api/presets/tour-copy/yaml"
     exported = t.context.request.get(t.server.origin + href)
     assert exported.ok and "phases:" in exported.text()
-    page.set_input_files("#import-file", files=[{
-        "name": "evening.yaml", "mimeType": "application/yaml",
-        "buffer": UI_CHECK_PRESET.replace("name: UI check", "name: Evening").encode()}])
+    page.set_input_files("#import-file", files=[FilePayload(
+        name="evening.yaml", mimeType="application/yaml",
+        buffer=UI_CHECK_PRESET.replace("name: UI check", "name: Evening").encode())])
     page.wait_for_selector("#list-clinic [data-preset='evening']")
     assert (t.server.clinic / "evening.yaml").is_file()
-    page.set_input_files("#import-file", files=[{
-        "name": "broken.yaml", "mimeType": "application/yaml", "buffer": b"name: Broken\nphases: []\n"}])
+    page.set_input_files("#import-file", files=[FilePayload(
+        name="broken.yaml", mimeType="application/yaml", buffer=b"name: Broken\nphases: []\n")])
     page.wait_for_function("document.getElementById('import-msg').textContent.includes('broken.yaml')")
     assert not (t.server.clinic / "broken.yaml").exists()
 

@@ -1,19 +1,18 @@
-"""The `roomctl` command: serve, presets validate/show, simulate, hue pair/lights."""
+"""`roomctl presets validate | show`: check preset files and read them as a table."""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from pathlib import Path
 
 from roomctl import units
+from roomctl.config import BUNDLED_PRESETS
 from roomctl.preset import Advance, PresetError, load_preset, preset_files
 
 
 def _validate(args: argparse.Namespace) -> int:
     files: list[Path] = []
-    for raw in args.paths:
+    for raw in args.paths or [str(BUNDLED_PRESETS)]:
         p = Path(raw)
         if p.is_dir():
             files.extend(preset_files(p))
@@ -75,68 +74,12 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _simulate(args: argparse.Namespace) -> int:
-    from roomctl.simulate import run_simulation
-
-    try:
-        preset = load_preset(args.file)
-    except PresetError as err:
-        print(err)
-        return 1
-    run_simulation(preset, speed=None if args.instant else args.speed)
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from roomctl.serve import serve
-
-    return serve(config_path=args.config, host=args.host, port=args.port)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="roomctl", description="Room controller for "
-                                     "psychedelic- and ketamine-assisted therapy.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the service and the tablet page")
-    serve.add_argument("--config", help="roomctl.toml (default: the demo room)")
-    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default 8000)")
-    serve.set_defaults(func=_serve)
-
-    presets = sub.add_parser("presets", help="check and read preset files")
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    presets = subparsers.add_parser("presets", help="check and read preset files")
     psub = presets.add_subparsers(dest="presets_command", required=True)
     v = psub.add_parser("validate", help="check preset files; list every problem")
-    v.add_argument("paths", nargs="+", help="files or folders")
+    v.add_argument("paths", nargs="*", help="files or folders (default: the bundled presets)")
     v.set_defaults(func=_validate)
     s = psub.add_parser("show", help="a table of a preset's phases")
     s.add_argument("file")
     s.set_defaults(func=_show)
-
-    sim = sub.add_parser("simulate", help="play a preset through on the simulated room")
-    sim.add_argument("file")
-    speed = sim.add_mutually_exclusive_group()
-    speed.add_argument("--speed", type=float, default=60.0, help="N x real time (default 60)")
-    speed.add_argument("--instant", action="store_true", help="as fast as possible")
-    sim.set_defaults(func=_simulate)
-
-    try:
-        from roomctl import hue_cli
-    except ImportError:
-        pass
-    else:
-        hue_cli.register(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    result: int = args.func(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from roomctl import units
+from roomctl.config import HueBridgeConfig
 from roomctl.drivers.hue import (
     GAMUTS,
     BridgeUnreachable,
@@ -29,10 +32,10 @@ from roomctl.drivers.hue import (
     HueError,
     LightCapabilities,
     LinkButtonNotPressed,
-    username_for_bridge,
 )
 
 DEFAULT_CONFIG = "roomctl.toml"
+_BRIDGES = TypeAdapter(dict[str, HueBridgeConfig])
 CLI_REQUEST_TIMEOUT_S = 5.0
 
 _BRIDGE_HEADER = re.compile(
@@ -97,6 +100,17 @@ def read_config(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigEditError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def stored_username(settings: Mapping[str, Any], bridge: str) -> str | None:
+    """The username `roomctl hue pair` stored for ``bridge`` in a config file's settings (read
+    with `read_config`; the file need not be a whole config yet), by the config's own model."""
+    try:
+        bridges = _BRIDGES.validate_python(settings.get("hue_bridges", {}))
+    except ValidationError:
+        return None
+    entry = bridges.get(bridge)
+    return entry.username if entry is not None else None
 
 
 def store_bridge_username(path: Path, bridge: str, username: str) -> None:
@@ -225,7 +239,7 @@ def describe_bridge(bridge: str, lights: Mapping[str, Any], groups: Mapping[str,
 def _lights_command(args: argparse.Namespace) -> int:
     path = Path(args.config)
     try:
-        username = username_for_bridge(read_config(path), args.bridge)
+        username = stored_username(read_config(path), args.bridge)
     except ConfigEditError as exc:
         print(exc, file=sys.stderr)
         return 1
