@@ -24,7 +24,7 @@ from roomctl.drivers.hue import (
     PairingRequired,
     build_hue_lights,
 )
-from roomctl.drivers.hue_scheduler import (
+from roomctl.drivers.hue.scheduler import (
     CommandScheduler,
     Job,
     RateLimits,

@@ -11,8 +11,8 @@ a second). One `CommandScheduler` per bridge sits between them:
   command is used when it delivers sooner than one command per light;
 - a failing bridge is retried with back-off (1, 2, 4 ... 30 s) on the injected clock.
 
-*What* to send is the bridge link's business (`roomctl.drivers.hue`): the scheduler asks it
-for the pending `Work` and for a `Job` per command, and hands back the answers.
+*What* to send is the bridge link's business (`roomctl.drivers.hue.link`): the scheduler
+asks it for the pending `Work` and for a `Job` per command, and hands back the answers.
 """
 
 from __future__ import annotations

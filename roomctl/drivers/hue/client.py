@@ -1,0 +1,140 @@
+"""The bridge's HTTP API through phue: `HueBridgeClient`, every answer checked.
+
+Blocking calls only: the bridge link runs them on its scheduler's worker thread, the CLI
+directly.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import phue
+
+from roomctl.drivers.hue.errors import (
+    LINK_BUTTON_NOT_PRESSED,
+    UNAUTHORIZED_USER,
+    BadAnswer,
+    BridgeBusy,
+    BridgeUnreachable,
+    LinkButtonNotPressed,
+    PairingRequired,
+)
+
+# The whole driver logs as "roomctl.drivers.hue" (the bridge link too).
+logger = logging.getLogger("roomctl.drivers.hue")
+
+DEFAULT_REQUEST_TIMEOUT_S = 2.0
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class HueBridgeClient(phue.Bridge):  # type: ignore[misc]  # phue ships no type information
+    """phue's `Bridge`, held to roomctl's rules.
+
+    - `request` has a short timeout (phue's own is a fixed 10 s) and turns every transport
+      failure into a `HueError` that says what happened.
+    - `connect` does nothing: roomctl keeps usernames in its own config file, so phue never
+      reads, writes or registers through ``~/.python_hue``.
+    - answers are checked: Hue reports errors as data in HTTP 200 answers.
+
+    Blocking: call it only from the bridge's worker thread (or a CLI command).
+    """
+
+    def __init__(self, host: str, username: str | None, *,
+                 timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+        super().__init__(ip=host, username=username, config_file_path=os.devnull)
+
+    def connect(self) -> None:
+        return None
+
+    @property
+    def host(self) -> str:
+        return str(self.ip)
+
+    def request(self, mode: str = "GET", address: str | None = None, data: Any = None) -> Any:
+        payload = None if data is None else json.dumps(data)
+        connection = http.client.HTTPConnection(self.ip, timeout=self.timeout_s)
+        try:
+            connection.request(mode, address or "/", body=payload,
+                               headers=_JSON_HEADERS if payload is not None else {})
+            response = connection.getresponse()
+            raw = response.read()
+        except TimeoutError as exc:
+            raise BridgeUnreachable(self.host, "timed out") from exc
+        except ConnectionRefusedError as exc:
+            raise BridgeUnreachable(self.host, "connection refused") from exc
+        except (ConnectionError, http.client.HTTPException) as exc:
+            raise BridgeUnreachable(self.host, "connection dropped without an answer") from exc
+        except OSError as exc:
+            raise BridgeUnreachable(self.host, exc.strerror or str(exc)) from exc
+        finally:
+            connection.close()
+        logger.debug("%s %s %s -> %s", mode, address, payload, response.status)
+        if response.status == 503:
+            raise BridgeBusy(self.host)
+        if response.status != 200:
+            raise BadAnswer(self.host, f"HTTP {response.status}")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise BadAnswer(self.host, "not JSON") from exc
+
+    def lights_now(self) -> dict[str, Any]:
+        """Every light with its state and capabilities (phue: ``get_light()``)."""
+        return self._object(self.get_light())
+
+    def groups_now(self) -> dict[str, Any]:
+        """Every group with its lights (phue: ``get_group()``)."""
+        return self._object(self.get_group())
+
+    # Not phue's set_light/set_group: they look a string id up by name (an extra request),
+    # write transitiontime into the caller's dict, and log bridge errors with the deprecated
+    # Logger.warn, whose DeprecationWarning becomes an exception under `-W error` after the
+    # bridge has already acted. roomctl reads every answer itself.
+
+    def put_light_state(self, light_id: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self._list(self.request("PUT", f"/api/{self.username}/lights/{light_id}/state",
+                                       dict(body)))
+
+    def put_group_action(self, group_id: str, body: Mapping[str, Any]
+                         ) -> list[dict[str, Any]]:
+        return self._list(self.request("PUT", f"/api/{self.username}/groups/{group_id}/action",
+                                       dict(body)))
+
+    def register(self, devicetype: str) -> str:
+        """``POST /api``: a new username once the link button has been pressed."""
+        for entry in self._list(self.request("POST", "/api", {"devicetype": devicetype})):
+            success = entry.get("success")
+            username = success.get("username") if isinstance(success, dict) else None
+            if isinstance(username, str):
+                return username
+            error = entry.get("error")
+            if isinstance(error, dict):
+                if error.get("type") == LINK_BUTTON_NOT_PRESSED:
+                    raise LinkButtonNotPressed(self.host)
+                raise BadAnswer(self.host, str(error.get("description")))
+        raise BadAnswer(self.host, "no username in the pairing answer")
+
+    def _object(self, answer: Any) -> dict[str, Any]:
+        if isinstance(answer, list):
+            self._list(answer)
+            errors = [e["error"].get("description") for e in answer if "error" in e]
+            raise BadAnswer(self.host, "; ".join(map(str, errors)) or "a list, not an object")
+        if not isinstance(answer, dict):
+            raise BadAnswer(self.host, f"expected an object, got {type(answer).__name__}")
+        return answer
+
+    def _list(self, answer: Any) -> list[dict[str, Any]]:
+        if not isinstance(answer, list) or not all(isinstance(e, dict) for e in answer):
+            raise BadAnswer(self.host, "expected a list of results")
+        for entry in answer:
+            error = entry.get("error")
+            if isinstance(error, dict) and error.get("type") == UNAUTHORIZED_USER:
+                raise PairingRequired(self.host, self.username)
+        return answer
+
