@@ -28,7 +28,7 @@ from roomctl.drivers.hue.errors import (
     PairingRequired,
 )
 from roomctl.drivers.hue.fades import MAX_TRANSITION_DS, MAX_TRANSITION_S, blend
-from roomctl.drivers.hue.lights import HueBridges, HueLights, build_hue_lights, username_for_bridge
+from roomctl.drivers.hue.lights import HueBridges, HueLights, build_hue_lights
 from roomctl.drivers.hue.link import HueBridgeLink, HueOptions
 from roomctl.drivers.hue.scheduler import Backoff, RateLimits
 
@@ -55,5 +55,4 @@ __all__ = [
     "blend",
     "build_hue_lights",
     "hue_target",
-    "username_for_bridge",
 ]

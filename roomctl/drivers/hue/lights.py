@@ -8,8 +8,7 @@ makes a room's lights from its config.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from roomctl import units
 from roomctl.clock import Clock
@@ -122,11 +121,3 @@ def build_hue_lights(bridge: str, username: str, group: str | None,
     than one room may use the same bridge, so that they share its rate limits."""
     pool = bridges if bridges is not None else HueBridges(clock, options)
     return pool.lights(bridge, username, group=group, lights=lights)
-
-
-def username_for_bridge(config: Mapping[str, Any], bridge: str) -> str | None:
-    """The username stored by `roomctl hue pair` in ``[hue_bridges."HOST"]``, if any."""
-    bridges = config.get("hue_bridges")
-    entry = bridges.get(bridge) if isinstance(bridges, Mapping) else None
-    username = entry.get("username") if isinstance(entry, Mapping) else None
-    return username if isinstance(username, str) and username else None
