@@ -38,7 +38,13 @@ class _Chunk:
 
 
 class PcmCapture:
-    """Records both decks' output; query it with `signal`, `rms` and `covered`."""
+    """Records both decks' output; query it with `signal`, `rms` and `covered`.
+
+    An output hook for the driver (`roomctl.drivers.vlc.OutputHook`): pass it as
+    ``VlcAudio(..., output_hook=capture)``."""
+
+    description = "capturing PCM for measurement"  # what the room's health says of its output
+    measuring = True  # a measurement sink, not a speaker
 
     def __init__(self, rate: int = 44100, channels: int = 2) -> None:
         self.rate = rate

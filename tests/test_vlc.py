@@ -21,14 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roomctl.drivers.vlc import (
-    Curve,
-    VlcAudio,
-    choose_output,
-    gain,
-    vlc_available,
-    volume_at,
-)
+from roomctl.curves import Shape, shaped, volume_gain
+from roomctl.drivers.vlc import VlcAudio, choose_output, vlc_available
 from roomctl.playlists import FilesPlaylist, PlaylistSpec, StreamPlaylist
 from roomctl.room import MusicTarget
 from testkit.pcm import PcmCapture, dominant_hz
@@ -51,7 +45,7 @@ class QuietHandler(SimpleHTTPRequestHandler):
 
 def level(volume: float) -> float:
     """The RMS libvlc should output for a test tone at ``volume`` percent."""
-    return FULL_RMS * gain(volume)
+    return FULL_RMS * volume_gain(volume)
 
 
 def tone(path: Path, hz: float, seconds: float, rate: int = 44100) -> Path:
@@ -156,7 +150,7 @@ async def make_room(rooms: list[VlcAudio]) -> AsyncIterator[RoomFactory]:
     mine: list[VlcAudio] = []
 
     def make(playlists: Mapping[str, PlaylistSpec], capture: PcmCapture, **kwargs: object) -> VlcAudio:
-        room = VlcAudio(playlists, capture=capture, close_fade_s=0.5, **kwargs)  # type: ignore[arg-type]
+        room = VlcAudio(playlists, output_hook=capture, close_fade_s=0.5, **kwargs)  # type: ignore[arg-type]
         rooms.append(room)
         mine.append(room)
         return room
@@ -173,13 +167,13 @@ def test_libvlc_is_available() -> None:
 
 
 def test_curves() -> None:
-    assert volume_at(Curve.LINEAR, 0, 80, 0.5) == pytest.approx(40)
-    assert volume_at(Curve.LINEAR, 80, 20, 1.5) == pytest.approx(20)
+    assert shaped(Shape.LINEAR, 0, 80, 0.5) == pytest.approx(40)
+    assert shaped(Shape.LINEAR, 80, 20, 1.5) == pytest.approx(20)
     # The two sides of a crossfade keep the summed power within 3 dB.
     for x in np.linspace(0, 1, 21):
-        out_gain = gain(volume_at(Curve.EQUAL_GAIN, 70, 0, x))
-        in_gain = gain(volume_at(Curve.EQUAL_GAIN, 0, 70, x))
-        power_db = 10 * math.log10((out_gain**2 + in_gain**2) / gain(70) ** 2)
+        out_gain = volume_gain(shaped(Shape.EQUAL_GAIN, 70, 0, x))
+        in_gain = volume_gain(shaped(Shape.EQUAL_GAIN, 0, 70, x))
+        power_db = 10 * math.log10((out_gain**2 + in_gain**2) / volume_gain(70) ** 2)
         assert -3.02 < power_db <= 0.001
 
 

@@ -1,0 +1,152 @@
+"""`VlcAudio`: a room's music through libvlc, as `roomctl.drivers.base.Audio`.
+
+The facade the rest of roomctl sees. The constructor starts the room's worker thread
+(`worker`) running the room's `Transport`; the asyncio side submits commands and awaits
+their futures; `snapshot()` and `health()` read what the worker last published (a ramp is
+published as its curve, so readers see the mid-ramp volume), with no libvlc call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Literal
+
+from roomctl import playlists as pl
+from roomctl.drivers.vlc.mixer import MIN_FADE_S, TICK_S
+from roomctl.drivers.vlc.output import (
+    DEFAULT_VLC_ARGS,
+    AudioUnavailable,
+    OutputChoice,
+    OutputHook,
+    choose_output,
+    hooked_output,
+)
+from roomctl.drivers.vlc.transport import Fades, Transport
+from roomctl.drivers.vlc.worker import Worker
+from roomctl.room import AudioSnapshot, DriverHealth, MusicTarget, PlaylistReport
+
+# One logger for the whole driver, named after the package (each room logs to a child).
+logger = logging.getLogger("roomctl.drivers.vlc")
+
+START_TIMEOUT_S = 30.0
+
+
+class VlcAudio:
+    """A room's music through libvlc (implements `roomctl.drivers.base.Audio`).
+
+    ``playlists`` maps the names presets use to media (`roomctl.playlists`); ``max_volume``
+    (percent) caps every volume; ``aout``/``device`` pick the output (default: the
+    system's; on a machine with no working output, libvlc's dummy output, said in
+    `health`). ``output_hook`` routes both decks into an `OutputHook` (such as a test's
+    PCM capture) instead of a speaker.
+
+    The constructor starts the room's worker thread and waits for libvlc to start (about
+    0.1 s); it raises `AudioUnavailable` if libvlc cannot be loaded or refuses ``vlc_args``.
+    """
+
+    def __init__(
+        self,
+        playlists: Mapping[str, pl.PlaylistSpec],
+        *,
+        max_volume: float = 100.0,
+        aout: str | None = None,
+        device: str | None = None,
+        vlc_args: Sequence[str] = DEFAULT_VLC_ARGS,
+        output_hook: OutputHook | None = None,
+        name: str = "room",
+        track_fade_in_s: float = 1.0,
+        pause_fade_s: float = 1.5,
+        skip_crossfade_s: float = 2.5,
+        close_fade_s: float = 1.0,
+    ) -> None:
+        if not 0.0 <= max_volume <= 100.0:
+            raise ValueError(f"max_volume must be 0-100 percent, not {max_volume!r}")
+        self._playlists = dict(playlists)
+        log = logger.getChild(name)
+        output = hooked_output(output_hook) if output_hook is not None else choose_output(aout, device)
+        if output.note and output_hook is None:
+            log.warning("%s", output.note)
+        self._worker = Worker(f"roomctl-audio-{name}", log, tick_s=TICK_S)
+        self._transport = Transport(
+            self._playlists,
+            worker=self._worker,
+            log=log,
+            output=output,
+            output_hook=output_hook,
+            vlc_args=list(vlc_args),
+            max_volume=float(max_volume),
+            fades=Fades(
+                track_fade_in_s=max(MIN_FADE_S, track_fade_in_s),
+                pause_fade_s=max(MIN_FADE_S, pause_fade_s),
+                skip_crossfade_s=max(MIN_FADE_S, skip_crossfade_s),
+                close_fade_s=max(MIN_FADE_S, close_fade_s),
+            ),
+        )
+        if not self._worker.start(self._transport, START_TIMEOUT_S):
+            raise AudioUnavailable(f"libvlc did not start within {START_TIMEOUT_S:g} s")
+        if self._worker.fatal is not None:
+            self._worker.join()
+            raise AudioUnavailable(self._worker.fatal)
+
+    # --- the Audio protocol (any thread / the event loop) ---------------------------------
+
+    async def apply(self, target: MusicTarget) -> None:
+        await asyncio.wrap_future(self._worker.submit(partial(self._transport.apply, target)))
+
+    async def skip(self, direction: Literal["next", "previous"]) -> None:
+        await asyncio.wrap_future(self._worker.submit(partial(self._transport.skip, direction)))
+
+    async def preflight(self, playlists: list[str]) -> list[PlaylistReport]:
+        return await asyncio.to_thread(self._preflight, list(playlists))
+
+    def snapshot(self) -> AudioSnapshot:
+        pub = self._transport.published
+        return pub.snapshot_at(time.monotonic())
+
+    def health(self) -> DriverHealth:
+        fatal = self._worker.fatal
+        if fatal is not None:
+            return DriverHealth(False, fatal)
+        if not self._worker.alive:
+            return DriverHealth(False, "audio driver is closed")
+        return self._transport.published.health
+
+    async def close(self) -> None:
+        if self._worker.alive:
+            with contextlib.suppress(AudioUnavailable):  # closed already
+                await asyncio.wrap_future(self._worker.submit(self._transport.begin_close))
+            await asyncio.to_thread(self._worker.join)
+
+    # --- extras for the room check and the bench -----------------------------------------
+
+    @property
+    def output(self) -> OutputChoice:
+        return self._transport.output
+
+    @property
+    def wakeups(self) -> int:
+        """How often the worker has woken (commands, events, ticks, timers): a steady
+        room, with nothing fading, should add next to none."""
+        return self._worker.wakeups
+
+    def fade_steps_per_s(self) -> float | None:
+        """Volume steps per second measured while ramps ran (None before any ramp)."""
+        return self._transport.fade_steps_per_s()
+
+    # --- off the worker ------------------------------------------------------------------
+
+    def _preflight(self, names: list[str]) -> list[PlaylistReport]:
+        reports: list[PlaylistReport] = []
+        for name in names:
+            spec = self._playlists.get(name)
+            if spec is None:
+                problem = f"playlist '{name}' is not in this room's config"
+                reports.append(PlaylistReport(name=name, playable=0, problems=(problem,)))
+            else:
+                reports.append(pl.report(name, spec))
+        return reports
