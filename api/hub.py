@@ -61,7 +61,7 @@ class RoomHub:
             q.put_nowait(text)
 
     def _live(self) -> bool:
-        st = self.ctl.runner.status()
+        st = self.ctl.runner.current()
         snap = self.ctl.room.audio.snapshot()
         return bool((st and not st.ended) or snap.playing or self.ctl.idle_emergency)
 

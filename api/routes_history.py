@@ -1,4 +1,7 @@
-"""The record: past sessions per room, their events, exports, a report picture, retention."""
+"""The record: past sessions per room, their events, exports, a report picture, retention.
+
+Plain `def` routes: they read files, parse YAML or query the store, so FastAPI runs them in
+its threadpool, never on the event loop that runs the rooms."""
 
 from __future__ import annotations
 
@@ -80,7 +83,7 @@ def _running(eng: Engine, session_id: str) -> bool:
 
 
 @router.get("", response_model=list[SessionSummaryOut], summary="Past and running sessions, newest first")
-async def list_sessions(eng: EngineDep, _: Authed, room: Annotated[str | None, Query(max_length=60)] = None,
+def list_sessions(eng: EngineDep, _: Authed, room: Annotated[str | None, Query(max_length=60)] = None,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                         offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[SessionSummaryOut]:
     rows = _store(eng).list_sessions(room, limit, offset)
@@ -89,7 +92,7 @@ async def list_sessions(eng: EngineDep, _: Authed, room: Annotated[str | None, Q
 
 @router.get("/{session_id}", response_model=SessionDetailOut, responses=E404,
             summary="A session with its preset snapshot and every event")
-async def get_session(session_id: str, eng: EngineDep, _: Authed) -> SessionDetailOut:
+def get_session(session_id: str, eng: EngineDep, _: Authed) -> SessionDetailOut:
     summary = _summary(eng, session_id)
     data = session_json(_stored(eng, session_id))
     return SessionDetailOut(**SessionSummaryOut.model_validate(summary, from_attributes=True).model_dump(),
@@ -97,7 +100,7 @@ async def get_session(session_id: str, eng: EngineDep, _: Authed) -> SessionDeta
 
 
 @router.get("/{session_id}/export.json", responses=E404, summary="The whole record as JSON")
-async def export_json(session_id: str, eng: EngineDep, _: Authed) -> Response:
+def export_json(session_id: str, eng: EngineDep, _: Authed) -> Response:
     body = json.dumps(session_json(_stored(eng, session_id)), indent=1, ensure_ascii=False)
     return Response(body, media_type="application/json",
                     headers={"Content-Disposition": f'attachment; filename="session-{session_id}.json"'})
@@ -106,7 +109,7 @@ async def export_json(session_id: str, eng: EngineDep, _: Authed) -> Response:
 @router.get("/{session_id}/export.csv", response_class=Response, responses={
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "one row per event"},
     **E404}, summary="The events as CSV: session time, wall time, kind, phase, details, note")
-async def export_csv(session_id: str, eng: EngineDep, _: Authed) -> Response:
+def export_csv(session_id: str, eng: EngineDep, _: Authed) -> Response:
     return Response(session_csv(_stored(eng, session_id)), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="session-{session_id}.csv"'})
 
@@ -114,7 +117,7 @@ async def export_csv(session_id: str, eng: EngineDep, _: Authed) -> Response:
 @router.get("/{session_id}/report.svg", response_class=Response, responses={
     200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}, "description": "the report"},
     **E404}, summary="The session as a picture: phases, brightness, volume, adjustments, reminders")
-async def report(session_id: str, eng: EngineDep, _: Authed) -> Response:
+def report(session_id: str, eng: EngineDep, _: Authed) -> Response:
     stored = _stored(eng, session_id)
     ctl = eng.service.rooms.get(stored.room)
     safety = ctl.room.safety if ctl else None
@@ -125,14 +128,14 @@ async def report(session_id: str, eng: EngineDep, _: Authed) -> Response:
 
 @router.patch("/{session_id}", response_model=SessionSummaryOut, responses=E404,
               summary="Set or clear the therapist's label (no client names)")
-async def set_label(session_id: str, body: LabelIn, eng: EngineDep, _: Authed) -> SessionSummaryOut:
+def set_label(session_id: str, body: LabelIn, eng: EngineDep, _: Authed) -> SessionSummaryOut:
     _summary(eng, session_id)
     _store(eng).set_label(session_id, body.label)
     return SessionSummaryOut.model_validate(_summary(eng, session_id), from_attributes=True)
 
 
 @router.delete("/{session_id}", status_code=204, responses=E404, summary="Delete a session's record")
-async def delete_session(session_id: str, eng: EngineDep, _: Authed) -> Response:
+def delete_session(session_id: str, eng: EngineDep, _: Authed) -> Response:
     _summary(eng, session_id)
     if _running(eng, session_id):
         raise HTTPException(409, "the session is running: end it first")
@@ -141,5 +144,5 @@ async def delete_session(session_id: str, eng: EngineDep, _: Authed) -> Response
 
 
 @router.post("/purge", response_model=PurgeOut, summary="Delete ended sessions older than N days")
-async def purge(body: PurgeIn, eng: EngineDep, _: Authed) -> PurgeOut:
+def purge(body: PurgeIn, eng: EngineDep, _: Authed) -> PurgeOut:
     return PurgeOut(deleted=_store(eng).purge_older_than(body.older_than_days, eng.service.clock.now()))

@@ -1,4 +1,7 @@
-"""Presets: list, read, write (the clinic's own), validate, import/export, charts."""
+"""Presets: list, read, write (the clinic's own), validate, import/export, charts.
+
+Plain `def` routes: they read files, parse YAML or query the store, so FastAPI runs them in
+its threadpool, never on the event loop that runs the rooms."""
 
 from __future__ import annotations
 
@@ -77,7 +80,7 @@ def _chart_out(preset: Preset, points: int) -> Chart:
 
 
 @router.get("", response_model=list[PresetSummary], summary="All presets: the clinic's, then bundled")
-async def list_presets(eng: EngineDep, _: Authed) -> list[PresetSummary]:
+def list_presets(eng: EngineDep, _: Authed) -> list[PresetSummary]:
     out = []
     for e in eng.service.library.entries():
         p = e.preset
@@ -90,7 +93,7 @@ async def list_presets(eng: EngineDep, _: Authed) -> list[PresetSummary]:
 
 
 @router.post("/validate", response_model=ValidateOut, summary="Check a preset without saving it")
-async def validate(body: PresetBody, _: Authed) -> ValidateOut:
+def validate(body: PresetBody, _: Authed) -> ValidateOut:
     try:
         parse_preset(body, "preset")
     except PresetError as err:
@@ -99,7 +102,7 @@ async def validate(body: PresetBody, _: Authed) -> ValidateOut:
 
 
 @router.post("/validate-yaml", response_model=ValidateOut, summary="Check preset YAML without saving it")
-async def validate_yaml(body: YamlIn, _: Authed) -> ValidateOut:
+def validate_yaml(body: YamlIn, _: Authed) -> ValidateOut:
     try:
         parse_preset_yaml(body.yaml, f"{body.id or 'preset'}.yaml")
     except PresetError as err:
@@ -109,7 +112,7 @@ async def validate_yaml(body: YamlIn, _: Authed) -> ValidateOut:
 
 @router.post("/chart", response_model=Chart, responses=E422,
              summary="Sample an unsaved preset's timeline for a chart")
-async def chart_unsaved(body: PresetBody, _: Authed,
+def chart_unsaved(body: PresetBody, _: Authed,
                         points: Annotated[int, Query(ge=10, le=2000)] = 300) -> Any:
     try:
         preset = parse_preset(body, "preset")
@@ -121,7 +124,7 @@ async def chart_unsaved(body: PresetBody, _: Authed,
 @router.post("", response_model=PresetOut, status_code=201,
              responses={**E422, 409: {"model": ErrorOut, "description": "the id is taken"}},
              summary="Save a new preset in the clinic's folder")
-async def create(body: PresetBody, eng: EngineDep, _: Authed,
+def create(body: PresetBody, eng: EngineDep, _: Authed,
                  id: Annotated[str | None, Query(max_length=60)] = None) -> Any:
     try:
         preset = parse_preset(body, f"{id or 'preset'}.yaml")
@@ -147,7 +150,7 @@ def _save(eng: EngineDep, preset_id: str, preset: Preset, *, create: bool) -> Pr
 @router.post("/import", response_model=PresetOut, status_code=201,
              responses={**E422, 409: {"model": ErrorOut, "description": "the id is taken"}},
              summary="Save a preset from YAML text")
-async def import_yaml(body: YamlIn, eng: EngineDep, _: Authed) -> Any:
+def import_yaml(body: YamlIn, eng: EngineDep, _: Authed) -> Any:
     try:
         preset = parse_preset_yaml(body.yaml, f"{body.id or 'preset'}.yaml")
     except PresetError as err:
@@ -156,7 +159,7 @@ async def import_yaml(body: YamlIn, eng: EngineDep, _: Authed) -> Any:
 
 
 @router.get("/{preset_id}", response_model=PresetOut, responses=E404, summary="One preset")
-async def get_preset(preset_id: str, eng: EngineDep, _: Authed) -> PresetOut:
+def get_preset(preset_id: str, eng: EngineDep, _: Authed) -> PresetOut:
     return _out(_entry(eng, preset_id))
 
 
@@ -167,7 +170,7 @@ async def get_preset(preset_id: str, eng: EngineDep, _: Authed) -> PresetOut:
                            "schema": {"$ref": "#/components/schemas/ErrorOut"}}},
                            "description": "no such preset"}},
             summary="Export a preset as YAML")
-async def export_yaml(preset_id: str, eng: EngineDep, _: Authed) -> PlainTextResponse:
+def export_yaml(preset_id: str, eng: EngineDep, _: Authed) -> PlainTextResponse:
     entry = _entry(eng, preset_id)
     text = entry.path.read_text(encoding="utf-8")
     return PlainTextResponse(text, media_type="application/yaml",
@@ -177,7 +180,7 @@ async def export_yaml(preset_id: str, eng: EngineDep, _: Authed) -> PlainTextRes
 @router.get("/{preset_id}/chart", response_model=Chart,
             responses={**E404, 409: {"model": ErrorOut, "description": "the preset file has problems"}},
             summary="A preset's whole timeline sampled for a chart")
-async def chart_saved(preset_id: str, eng: EngineDep, _: Authed,
+def chart_saved(preset_id: str, eng: EngineDep, _: Authed,
                       points: Annotated[int, Query(ge=10, le=2000)] = 300) -> Chart:
     entry = _entry(eng, preset_id)
     if entry.preset is None:
@@ -188,7 +191,7 @@ async def chart_saved(preset_id: str, eng: EngineDep, _: Authed,
 @router.put("/{preset_id}", response_model=PresetOut,
             responses={**E404, **E422, 403: {"model": ErrorOut, "description": "bundled, read-only"}},
             summary="Replace a clinic preset")
-async def update(preset_id: str, body: PresetBody, eng: EngineDep, _: Authed) -> Any:
+def update(preset_id: str, body: PresetBody, eng: EngineDep, _: Authed) -> Any:
     try:
         preset = parse_preset(body, f"{preset_id}.yaml")
     except PresetError as err:
@@ -199,7 +202,7 @@ async def update(preset_id: str, body: PresetBody, eng: EngineDep, _: Authed) ->
 @router.delete("/{preset_id}", status_code=204,
                responses={**E404, 403: {"model": ErrorOut, "description": "bundled, read-only"}},
                summary="Delete a clinic preset")
-async def delete(preset_id: str, eng: EngineDep, _: Authed) -> Response:
+def delete(preset_id: str, eng: EngineDep, _: Authed) -> Response:
     try:
         eng.service.library.delete(preset_id)
     except PresetNotFound:
@@ -212,7 +215,7 @@ async def delete(preset_id: str, eng: EngineDep, _: Authed) -> Response:
 @router.post("/{preset_id}/duplicate", response_model=PresetOut, status_code=201,
              responses={**E404, 409: {"model": ErrorOut, "description": "id taken or preset broken"}},
              summary="Copy a preset (bundled ones too) into the clinic's folder")
-async def duplicate(preset_id: str, eng: EngineDep, _: Authed,
+def duplicate(preset_id: str, eng: EngineDep, _: Authed,
                     body: DuplicateIn | None = None) -> PresetOut:
     entry = _entry(eng, preset_id)
     if entry.preset is None:

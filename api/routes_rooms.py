@@ -28,7 +28,7 @@ from roomctl.events import LightsChange, MusicChange
 from roomctl.library import PresetNotFound
 from roomctl.preset import Preset, PresetError
 from roomctl.service import Preflight, RoomController
-from roomctl.session import CommandRejected, UnknownPhase
+from roomctl.session import CommandRejected, TimelineUnavailable, UnknownPhase
 from roomctl.timeline import Status
 
 E404: Responses = {404: {"model": ErrorOut, "description": "unknown room (or phase)"}}
@@ -47,6 +47,8 @@ def _state(eng: EngineDep, room_id: str) -> Any:
 async def _run(call: Awaitable[Status | None]) -> None:
     try:
         await call
+    except TimelineUnavailable:
+        return  # recorded; the room's state says what cannot be worked out
     except CommandRejected as err:
         raise HTTPException(409, str(err)) from None
     except UnknownPhase as err:

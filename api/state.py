@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from collections.abc import Callable
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
-from roomctl.room import LightLook
+from roomctl.room import AudioSnapshot, LightLook, LightReading
 from roomctl.service import RoomController
 from roomctl.timeline import CueState, Status
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Health(BaseModel):
@@ -111,6 +116,15 @@ class SessionOut(BaseModel):
     recovered_at: float | None = None
 
 
+class LightsUpOut(BaseModel):
+    """Lights up, as the lights have taken it: sent (the driver accepted the command) and
+    confirmed (the lights reported it done; a Hue bridge's answer). Times are epoch seconds."""
+
+    sent_at: float | None = None
+    confirmed_at: float | None = None
+    confirmed: bool = False
+
+
 class RoomState(BaseModel):
     seq: int = 0
     room: str
@@ -118,6 +132,7 @@ class RoomState(BaseModel):
     t: float
     session: SessionOut | None = None
     emergency: bool
+    lights_up: LightsUpOut | None = None  # while Lights up is on
     lights: LightsOut
     music: MusicOut
     degraded: list[str]
@@ -141,45 +156,62 @@ def session_out(ctl: RoomController, st: Status) -> SessionOut:
         countdown_s=None if st.countdown_s is None else round(st.countdown_s, 3),
         held=st.held,
         time_since_dose_s=None if st.time_since_dose_s is None else round(st.time_since_dose_s, 3),
-        emergency=st.emergency,
+        emergency=ctl.runner.emergency,
         cues_due=[CueOut.of(c) for c in st.cues_due],
         cues_acknowledged=[CueOut.of(c) for c in st.cues_acknowledged],
         recovered_at=ctl.runner.recovered_at,
     )
 
 
+def _safe(what: str, read: Callable[[], T], fallback: T) -> T:
+    """A driver's health, readings or snapshot; a driver that raises never breaks the state."""
+    try:
+        return read()
+    except Exception:
+        log.exception("reading the %s failed", what)
+        return fallback
+
+
 def room_state(ctl: RoomController, seq: int, now: float) -> RoomState:
-    st = ctl.runner.status(now)
-    lights_health = ctl.room.lights.health()
-    audio_health = ctl.room.audio.health()
-    snap = ctl.room.audio.snapshot()
-    readings = ctl.room.lights.readings()
+    runner = ctl.runner
+    st = runner.current(now)
+    lh, ah = ctl.lights_health(), ctl.audio_health()
+    lights_health, audio_health = Health(ok=lh.ok, detail=lh.detail), Health(ok=ah.ok, detail=ah.detail)
+    snap = _safe("music", ctl.room.audio.snapshot, AudioSnapshot(None, 0.0, False))
+    readings: list[LightReading] = _safe("lights", ctl.room.lights.readings, [])
     degraded = []
-    if not lights_health.ok:
-        degraded.append(f"lights: {lights_health.detail or 'not answering'}")
-    if not audio_health.ok:
-        degraded.append(f"music: {audio_health.detail or 'not playing'}")
+    for part, health, silent in (("lights", lights_health, "not answering"), ("music", audio_health, "not playing")):
+        if not health.ok:
+            detail = health.detail or silent
+            degraded.append(detail if detail.startswith(part) else f"{part}: {detail}")
     if ctl.audio_note:
         degraded.append(ctl.audio_note)
-    if ctl.runner.last_error:
-        degraded.append(ctl.runner.last_error)
-    active = st is not None and not st.ended
+    for problem in (runner.timeline_error, runner.task_error):
+        if problem:
+            degraded.append(problem)
+    active = st is not None and not st.ended and runner.timeline_error is None
     now_playing = None
     if snap.now_playing is not None:
         np = snap.now_playing
         now_playing = NowPlayingOut(title=np.title, artist=np.artist, position_s=round(np.position_s, 1),
                                     duration_s=np.duration_s)
+    gate = runner.lights_gate
+    lights_up = None
+    if ctl.emergency:
+        lights_up = LightsUpOut(sent_at=gate.urgent_sent_at, confirmed_at=gate.urgent_confirmed_at,
+                                confirmed=gate.urgent_confirmed_at is not None)
     return RoomState(
         seq=seq, room=ctl.id, name=ctl.config.name, t=now,
         session=session_out(ctl, st) if st is not None else None,
         emergency=ctl.emergency,
+        lights_up=lights_up,
         lights=LightsOut(
             target=Look.of(st.light_target) if active and st else None,
             fade_remaining_s=round(st.light_fade.remaining_s(now), 2) if active and st else 0.0,
             overridden=bool(active and st and st.lights_override is not None),
             lights=[LightOut(id=r.id, name=r.name, on=r.on, brightness=r.brightness, color_temp=r.color_temp,
                              color=r.color, rgb=r.display_rgb(), reachable=r.reachable) for r in readings],
-            health=Health(ok=lights_health.ok, detail=lights_health.detail),
+            health=lights_health,
         ),
         music=MusicOut(
             playlist=snap.playlist,

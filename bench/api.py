@@ -1,8 +1,10 @@
 """What the service adds on top of the hardware, and what it costs to keep running.
 
 (a) a light change from HTTP request to the Hue bridge emulator receiving the PUT, through
-    the whole service (uvicorn on 127.0.0.1, auth, the session runner, the hue driver), vs a
-    direct phue `set_light` call to the same emulator; interleaved pairs in one run.
+    the whole service (uvicorn on 127.0.0.1, auth, the session runner, the driver gate, the hue
+    driver), vs a direct phue `set_light` call to the same emulator, vs the floor a user would
+    otherwise build: a minimal FastAPI route (its own uvicorn process) calling phue directly;
+    interleaved in one run.
 (b) 50 WebSocket clients on one room: from a command's request to every client holding the
     new state; p50/p99 over many commands.
 (c) the idle service's resident memory with one VLC room loaded (the demo media room), and
@@ -63,6 +65,47 @@ class Served(NamedTuple):
     startup_s: float  # process start to /healthz answering
 
 
+MINIMAL_APP = """
+import phue
+from fastapi import FastAPI
+
+app = FastAPI()
+bridge = phue.Bridge({host!r}, {user!r}, config_file_path={config!r})
+
+
+@app.post("/lights")
+def set_light(body: dict) -> dict:
+    bridge.set_light(1, {{"on": True, "bri": body["bri"], "ct": 370, "transitiontime": 0}})
+    return {{"ok": True}}
+"""
+
+
+@contextmanager
+def minimal_fastapi(folder: Path, bridge: HueBridgeEmulator) -> Iterator[tuple[str, int]]:
+    """The minimal FastAPI + phue service, as its own uvicorn process; yields (host, port)."""
+    folder.mkdir()
+    (folder / "minimal_app.py").write_text(MINIMAL_APP.format(host=bridge.host, user=DEFAULT_USER,
+                                                              config=str(folder / "phue.json")))
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "minimal_app:app", "--port", str(port),
+                             "--log-level", "warning"], cwd=folder,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the minimal FastAPI app did not start")
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/docs", timeout=0.5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.01)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 @contextmanager
 def served(folder: Path, rooms_toml: str) -> Iterator[Served]:
     """`roomctl serve` as its own process (its own interpreter, as in a clinic), paired."""
@@ -92,7 +135,7 @@ def served(folder: Path, rooms_toml: str) -> Iterator[Served]:
         proc.wait(10)
 
 
-def light_change(folder: Path) -> tuple[list[float], list[float]]:
+def light_change(folder: Path) -> tuple[list[float], list[float], list[float]]:
     with HueBridgeEmulator() as bridge:
         rooms = f"""
 [[rooms]]
@@ -108,8 +151,10 @@ name = "Room 1"
         client = phue.Bridge(bridge.host, DEFAULT_USER, config_file_path=str(folder / "phue.json"))
         service_s: list[float] = []
         direct_s: list[float] = []
+        minimal_s: list[float] = []
         (folder / "a").mkdir()
         with served(folder / "a", rooms) as (url, bearer, _, _), \
+                minimal_fastapi(folder / "minimal", bridge) as (min_host, min_port), \
                 httpx.Client(base_url=url, headers={"Authorization": f"Bearer {bearer}"}) as http:
             http.post("/api/rooms/room-1/session", json={"preset": "kap-sublingual"}).raise_for_status()
             time.sleep(0.5)
@@ -131,6 +176,19 @@ name = "Room 1"
                 assert req is not None, "the service's PUT never reached the bridge"
                 return req.arrival_s - t0
 
+            def through_minimal(i: int) -> float:
+                after = len(bridge.requests)
+                body = json.dumps({"bri": units.percent_to_bri(12 + i % 80)})
+                t0 = time.monotonic()
+                conn = http_client.HTTPConnection(min_host, min_port, timeout=5)
+                conn.request("POST", "/lights", body, {"Content-Type": "application/json"})
+                status = conn.getresponse().status
+                conn.close()
+                assert status == 200, status
+                req = bridge.wait_for(_is_put, 2.0, after)
+                assert req is not None, "the minimal app's PUT never reached the bridge"
+                return req.arrival_s - t0
+
             def direct(i: int) -> float:
                 after = len(bridge.requests)
                 body = {"on": True, "bri": units.percent_to_bri(11 + i % 80), "ct": 370, "transitiontime": 0}
@@ -141,13 +199,12 @@ name = "Room 1"
                 return req.arrival_s - t0
 
             for i in range(PAIRS):
-                pair = [(service_s, through_service), (direct_s, direct)]
-                if i % 2:
-                    pair.reverse()
-                for out, fn in pair:
+                ways = [(service_s, through_service), (direct_s, direct), (minimal_s, through_minimal)]
+                ways = ways[i % 3:] + ways[:i % 3]  # each goes first in turn
+                for out, fn in ways:
                     out.append(fn(i))
                     time.sleep(PAIR_S)
-    return service_s, direct_s
+    return service_s, direct_s, minimal_s
 
 
 async def fanout(url: str, token: str, http: httpx.AsyncClient) -> list[float]:
@@ -214,9 +271,10 @@ def idle_service(folder: Path) -> tuple[float, float]:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="roomctl-bench-api-") as tmp:
         folder = Path(tmp)
-        service_s, direct_s = light_change(folder)
-        s50, d50 = statistics.median(service_s), statistics.median(direct_s)
+        service_s, direct_s, minimal_s = light_change(folder)
+        s50, d50, m50 = (statistics.median(v) for v in (service_s, direct_s, minimal_s))
         print(f"(a) light change: service p50 {s50 * 1e3:.2f} ms (p99 {p99(service_s) * 1e3:.2f}), "
+              f"minimal FastAPI + phue p50 {m50 * 1e3:.2f} ms (p99 {p99(minimal_s) * 1e3:.2f}), "
               f"direct phue p50 {d50 * 1e3:.2f} ms (p99 {p99(direct_s) * 1e3:.2f}); n={PAIRS}")
         delays = fanout_run(folder)
         print(f"(b) {CLIENTS} WebSocket clients: command to all holding the state p50 "
@@ -227,6 +285,7 @@ def main() -> None:
               f"(median of 3 starts; {os.cpu_count()} CPUs)")
     print(json.dumps({
         "light_change_ratio_p50": round(s50 / d50, 2),
+        "light_change_vs_minimal_fastapi_p50": round(s50 / m50, 2),
         "light_change_p99_ms": round(p99(service_s) * 1e3, 2),
         "ws_fanout_p99_ms": round(p99(delays) * 1e3, 1),
         "idle_rss_mb": round(rss, 1),

@@ -1,8 +1,11 @@
 """Clocks: the runner and drivers take one, so tests and simulations never really sleep.
 
-Times are seconds as floats. `RealClock` uses the wall clock (epoch seconds) so that a
-session's event times survive a restart of the service; sleeping always targets an
-absolute deadline, so lateness never accumulates.
+Times are seconds as floats. `now()` is *session time*: epoch seconds read from the wall
+clock once, when the clock is made, and moved on by the monotonic clock from then on. So a
+session's event times survive a restart of the service (they are wall times), yet a step of
+the wall clock while it runs (an NTP correction, a clock set by hand) moves no deadline:
+phases, reminders and fades keep their schedule. `wall()` is the wall clock as it is now,
+for the record. Sleeping always targets an absolute deadline, so lateness never accumulates.
 """
 
 from __future__ import annotations
@@ -11,12 +14,17 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
 class Clock(Protocol):
     def now(self) -> float:
-        """Seconds; only differences and ordering matter."""
+        """Session time in seconds: never steps, never goes back."""
+        ...
+
+    def wall(self) -> float:
+        """The wall clock now (epoch seconds), which may step: for the record only."""
         ...
 
     async def sleep_until(self, deadline: float) -> None:
@@ -25,15 +33,23 @@ class Clock(Protocol):
 
 
 class RealClock:
-    """Wall-clock time (epoch seconds), sleeping on the event loop."""
+    """Session time anchored to the wall clock once, moved on by the monotonic clock, sleeping
+    on the event loop (whose clock is monotonic too). ``wall`` is where wall time comes from
+    (tests step it to play an NTP correction)."""
+
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        self._wall = wall
+        self._anchor = wall() - time.monotonic()
 
     def now(self) -> float:
-        return time.time()
+        return self._anchor + time.monotonic()
+
+    def wall(self) -> float:
+        return self._wall()
 
     async def sleep_until(self, deadline: float) -> None:
-        # Sleep most of the way on the loop, then re-check: wall time may have been adjusted.
         while True:
-            remaining = deadline - time.time()
+            remaining = deadline - self.now()
             if remaining <= 0:
                 return
             await asyncio.sleep(remaining)
@@ -48,11 +64,19 @@ class VirtualClock:
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
+        self.wall_offset = 0.0  # how far the (pretend) wall clock has been stepped
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
 
     def now(self) -> float:
         return self._now
+
+    def wall(self) -> float:
+        return self._now + self.wall_offset
+
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock (not session time), as an NTP correction would."""
+        self.wall_offset += seconds
 
     async def sleep_until(self, deadline: float) -> None:
         if deadline <= self._now:

@@ -136,6 +136,9 @@ class Config(BaseModel):
     presets_dir: Path | None = None  # the clinic's own; default <data_dir>/presets
     pin: Annotated[str, Field(pattern=r"^\d{4,12}$")] | None = None  # else one is made up at start
     retention_days: Annotated[float, Field(gt=0)] | None = None
+    # The longest roomctl waits for any one driver call (a Hue bridge, libvlc) before it marks
+    # the driver degraded and retries; nothing else ever waits for it.
+    driver_time_limit: Annotated[NonNegativeDuration, Field(gt=0, le=60)] = 5.0
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
     hue_bridges: dict[str, HueBridgeConfig] = Field(default_factory=dict)
     config_dir: Path | None = None  # set when read from a file: relative music paths start there

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from roomctl.preset import HexColor, Kelvin, NonNegativeDuration, Percent
+from roomctl.preset import HexColor, Kelvin, Percent, Transition
 
 
 class EventKind(StrEnum):
@@ -39,7 +39,7 @@ class LightsChange(BaseModel):
     brightness: Percent | None = None
     color_temp: Kelvin | None = None
     color: HexColor | None = None
-    transition: NonNegativeDuration = 1.0
+    transition: Transition = 1.0
 
     @model_validator(mode="after")
     def _something(self) -> LightsChange:
@@ -71,10 +71,14 @@ class Event(BaseModel):
 
     kind: EventKind
     at: float  # clock seconds (epoch seconds on the real clock)
-    seconds: Annotated[float, Field(gt=0)] | None = None  # extended
+    seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None  # extended
     phase: str | None = None  # jumped
     lights: LightsChange | None = None  # lights_set
     music: MusicChange | None = None  # music_set
     cue: str | None = None  # cue_acknowledged
     note: Annotated[str, Field(max_length=500)] | None = None  # cue_acknowledged
     reason: str | None = None  # ended, emergency
+    preset_id: str | None = None  # started: the library id the preset was started from
+    # The wall clock when recorded, kept only when it differed from `at` (session time) by
+    # more than a second: the wall clock was stepped while the session ran.
+    wall: float | None = None

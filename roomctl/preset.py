@@ -47,6 +47,7 @@ Duration = Annotated[
 ]
 PositiveDuration = Annotated[Duration, Field(gt=0)]
 NonNegativeDuration = Annotated[Duration, Field(ge=0)]
+Transition = Annotated[Duration, Field(ge=0, le=units.MAX_TRANSITION_S)]  # a light fade: a day at most
 Percent = Annotated[float, Field(ge=0, le=100)]
 Kelvin = Annotated[
     int,
@@ -80,7 +81,7 @@ class PhaseLights(BaseModel):
     brightness: Percent
     color_temp: Kelvin | None = None
     color: HexColor | None = None
-    transition: NonNegativeDuration = 10.0
+    transition: Transition = 10.0
 
     @model_validator(mode="after")
     def _one_colour(self) -> PhaseLights:

@@ -19,6 +19,7 @@ from roomctl.drivers.base import Audio, Lights
 from roomctl.drivers.hue import HueBridges, HueError, HueLights, HueOptions, build_hue_lights
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.drivers.vlc import VlcAudio, vlc_available
+from roomctl.gate import GateState
 from roomctl.library import PresetLibrary
 from roomctl.playlists import parse_playlists
 from roomctl.preset import Preset
@@ -53,7 +54,6 @@ class RoomController:
     runner: SessionRunner
     audio_note: str | None = None  # e.g. why audio is simulated
     idle_emergency: bool = False
-    preset_id: str | None = None
     _listeners: list[Callable[[RoomController], None]] = field(default_factory=list)
 
     def subscribe(self, listener: Callable[[RoomController], None]) -> Callable[[], None]:
@@ -76,30 +76,56 @@ class RoomController:
 
     @property
     def emergency(self) -> bool:
-        st = self.runner.status()
-        return self.idle_emergency or bool(st and not st.ended and st.emergency)
+        """Lights up is on: in the session, or in the room with no session running. Read from
+        the session's events, so it needs no timeline."""
+        return self.idle_emergency or (self.runner.running and self.runner.emergency)
+
+    @property
+    def preset_id(self) -> str | None:
+        session = self.runner.session
+        return session.preset_id if session is not None else None
 
     async def preflight(self, preset: Preset) -> Preflight:
-        reports = await self.room.audio.preflight(preset.playlists())
-        return Preflight(self.room.lights.health(), self.room.audio.health(), reports)
+        """Can this room play ``preset``? Answers within the driver time limit: a music share
+        that does not answer is reported, not waited for."""
+        limit = self.runner.audio_gate.time_limit_s
+        names = preset.playlists()
+        try:
+            reports = await asyncio.wait_for(self.room.audio.preflight(names), limit)
+        except TimeoutError:
+            reports = [PlaylistReport(name, 0, (f"not checked: the music did not answer within {limit:g} s "
+                                                "(a slow or unreachable music share?)",)) for name in names]
+        except Exception as err:
+            log.exception("room %s: the music check failed", self.id)
+            reports = [PlaylistReport(name, 0, (f"not checked: {err}",)) for name in names]
+        return Preflight(self.lights_health(), self.audio_health(), reports)
+
+    def lights_health(self) -> DriverHealth:
+        """The lights' health: the gate's verdict first (a driver that stopped answering), then the driver's."""
+        return _gated(self.runner.lights_gate.state, self.room.lights.health)
+
+    def audio_health(self) -> DriverHealth:
+        health = _gated(self.runner.audio_gate.state, self.room.audio.health)
+        if self.audio_note and health.ok:
+            return DriverHealth(True, self.audio_note)
+        return health
 
     async def start(self, preset_id: str, preset: Preset, label: str | None = None) -> Status:
-        if self.idle_emergency:
-            self.idle_emergency = False
-        status = await self.runner.start(preset, label=label)
-        self.preset_id = preset_id
+        status = await self.runner.start(preset, label=label, preset_id=preset_id)
+        self.idle_emergency = False
         return status
 
     async def emergency_on(self) -> None:
+        """Lights up, with or without a session: the same path to the lights either way."""
         if self.runner.running:
             await self.runner.emergency_on()
             return
-        s = self.room.safety
         self.idle_emergency = True
-        await self.room.lights.apply(s.emergency_look, s.emergency_fade_s)
+        self.runner.lights_up()
         snap = self.room.audio.snapshot()
         if snap.playlist is not None:
-            await self.room.audio.apply(s.emergency_music(MusicTarget(snap.playlist, snap.volume)))
+            music = self.room.safety.emergency_music(MusicTarget(snap.playlist, snap.volume))
+            self.runner.audio_gate.submit(music, urgent=True)
         self.changed()
 
     async def emergency_off(self) -> None:
@@ -108,6 +134,16 @@ class RoomController:
             return
         self.idle_emergency = False
         self.changed()
+
+
+def _gated(gate: GateState, driver_health: Callable[[], DriverHealth]) -> DriverHealth:
+    if not gate.ok:
+        return DriverHealth(False, gate.problem)
+    try:
+        return driver_health()
+    except Exception as err:  # a driver that cannot even say how it is
+        log.exception("a driver's health check failed")
+        return DriverHealth(False, f"no answer: {err}")
 
 
 def _build_lights(cfg: Config, room: RoomConfig, clock: Clock, hue: HueBridges | None) -> Lights:
@@ -145,6 +181,7 @@ def _build_audio(cfg: Config, room: RoomConfig, clock: Clock, safety: Safety) ->
 
 
 RETENTION_EVERY_S = 3600.0
+CLOSE_TIME_LIMIT_S = 10.0  # a driver that does not close in this time is left behind
 
 
 class Service:
@@ -175,7 +212,7 @@ class Service:
                 await self._first_contact(rc, lights)
             room = Room(rc.name, lights, audio, safety)
             sink = self.store.sink(rc.id) if self.store is not None else None
-            runner = SessionRunner(room, self.clock, event_sink=sink)
+            runner = SessionRunner(room, self.clock, event_sink=sink, time_limit_s=cfg.driver_time_limit)
             self.rooms[rc.id] = RoomController(rc.id, rc, room, runner, note)
             log.info("room %s ready: lights %s, audio %s", rc.name, lights.health().detail,
                      note or audio.health().detail)
@@ -200,7 +237,7 @@ class Service:
                 continue
             status = await ctl.runner.recover(stored.session)
             log.warning("room %s: recovered session %s in phase '%s' (%d events)", stored.room,
-                        stored.session.id, status.phase.id, len(stored.session.events))
+                        stored.session.id, status.phase.id if status else "?", len(stored.session.events))
             recovered.append(stored.session.id)
         return recovered
 
@@ -229,18 +266,20 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retention
             self._retention = None
-        for ctl in self.rooms.values():
-            await ctl.runner.close()
-            for closer in (ctl.room.lights.close, ctl.room.audio.close):
+        for ctl in self.rooms.values():  # one room's failure never keeps the others open
+            for what, closer in (("session", ctl.runner.close), ("lights", ctl.room.lights.close),
+                                 ("audio", ctl.room.audio.close)):
                 try:
-                    await closer()
+                    await asyncio.wait_for(closer(), CLOSE_TIME_LIMIT_S)
                 except Exception:
-                    log.exception("room %s: closing a driver failed", ctl.id)
+                    log.exception("room %s: closing the %s failed", ctl.id, what)
 
     def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for rid, ctl in self.rooms.items():
-            lh, ah = ctl.room.lights.health(), ctl.room.audio.health()
+            lh, ah = ctl.lights_health(), ctl.audio_health()
+            problems = [p for p in (ctl.runner.timeline_error, ctl.runner.task_error) if p]
             out[rid] = {"lights": {"ok": lh.ok, "detail": lh.detail},
-                        "audio": {"ok": ah.ok, "detail": ctl.audio_note or ah.detail}}
+                        "audio": {"ok": ah.ok, "detail": ctl.audio_note or ah.detail},
+                        "session": {"ok": not problems, "detail": "; ".join(problems) or None}}
         return out

@@ -2,27 +2,44 @@
 the next phase boundary or cue and hands the timeline's targets to the room's drivers.
 
 Deadlines are computed from event times by the pure timeline, never by chaining sleeps, so
-lateness does not accumulate. Overrides and Lights up are applied at once, outside the task.
+lateness does not accumulate, and they run on the clock's session time, which a step of the
+wall clock does not move (`roomctl.clock`).
+
+Nothing here waits for hardware: a command is recorded, the room's new targets are computed
+under the room's lock and handed to the drivers' gates (`roomctl.gate`), and the command
+returns. A command waits at most `ANSWER_GRACE_S` (outside the lock) for the gates to hand
+its targets over, so that its answer usually says what the drivers did with them.
+
+Lights up needs no timeline: the room's emergency look goes to the lights gate first, ahead
+of anything queued, and the event is recorded even when the timeline cannot be evaluated.
+The session task is watched: if it fails it is started again, and an evaluation that fails
+leaves the room degraded (with the reason) rather than stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from roomctl.clock import Clock
 from roomctl.drivers.base import Audio, Lights
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
+from roomctl.gate import DEFAULT_TIME_LIMIT_S, Backoff, DriverGate
 from roomctl.preset import Advance, Preset
 from roomctl.room import LightLook, MusicTarget, Safety
 from roomctl.timeline import Replay, Status
 
 log = logging.getLogger(__name__)
+
+ANSWER_GRACE_S = 0.25  # at most this long, a command waits for its targets to reach the drivers
+RETRY_EVALUATION_S = 1.0  # a timeline that failed to evaluate is tried again this often
+RESTART_TASK_S = 0.5  # a session task that failed is started again after this long
+WALL_STEP_NOTE_S = 1.0  # a wall clock this far from session time is noted in each event
 
 
 class CommandRejected(Exception):
@@ -33,12 +50,26 @@ class UnknownPhase(KeyError):
     """A phase id that is not in the session's preset (the API answers 404)."""
 
 
+class TimelineUnavailable(CommandRejected):
+    """The command was recorded, but the session's timeline cannot be evaluated to say what
+    the room does now (the room is degraded; Lights up and End still work)."""
+
+
 @dataclass
 class Room:
     name: str
     lights: Lights
     audio: Audio
     safety: Safety = field(default_factory=Safety)
+
+
+@dataclass(frozen=True)
+class LightsTarget:
+    """What the lights gate sends: a look, reached at ``end_t`` (session time). The fade's
+    length is worked out when the command really goes out, so a late send stays on time."""
+
+    look: LightLook
+    end_t: float
 
 
 @dataclass
@@ -56,15 +87,39 @@ class Session:
             self._replay = Replay(self.preset, safety)
         return self._replay.status(self.events, t)
 
+    @property
+    def preset_id(self) -> str | None:
+        return self.events[0].preset_id if self.events else None
+
+    @property
+    def ended_by_events(self) -> bool:
+        """Whether an `ended` event is recorded (read without the timeline)."""
+        return any(e.kind is EventKind.ENDED for e in self.events)
+
+    @property
+    def emergency_by_events(self) -> bool:
+        """Whether Lights up is on, read from the events alone (no timeline needed)."""
+        for e in reversed(self.events):
+            if e.kind is EventKind.ENDED:
+                return False
+            if e.kind in (EventKind.EMERGENCY_ON, EventKind.EMERGENCY_OFF):
+                return e.kind is EventKind.EMERGENCY_ON
+        return False
+
 
 EventSink = Callable[[Session, Event], None]
 Listener = Callable[["SessionRunner"], None]
 
 
 class SessionRunner:
-    """Runs at most one session at a time in one room. Commands are serialized."""
+    """Runs at most one session at a time in one room. Commands are serialized.
 
-    def __init__(self, room: Room, clock: Clock, *, event_sink: EventSink | None = None) -> None:
+    ``before_evaluate`` is a fault hook for tests: called with the time before every
+    evaluation of the timeline, it may raise to play a timeline that cannot be evaluated.
+    """
+
+    def __init__(self, room: Room, clock: Clock, *, event_sink: EventSink | None = None,
+                 time_limit_s: float = DEFAULT_TIME_LIMIT_S, backoff: Backoff | None = None) -> None:
         self.room = room
         self.clock = clock
         self._sink = event_sink
@@ -73,10 +128,19 @@ class SessionRunner:
         self._task: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
         self._listeners: list[Listener] = []
-        self._applied_fade: tuple[LightLook, float] | None = None
-        self._applied_music: MusicTarget | None = None
+        self._sent_lights: LightsTarget | None = None
+        self._sent_music: MusicTarget | None = None
+        self._last_good: Status | None = None
         self.recovered_at: float | None = None
-        self.last_error: str | None = None
+        self.timeline_error: str | None = None  # why the timeline cannot be evaluated now
+        self.task_error: str | None = None  # why the session task had to be started again
+        self.before_evaluate: Callable[[float], None] | None = None
+        self.lights_gate: DriverGate[LightsTarget] = DriverGate(
+            "lights", self._send_lights, time_limit_s=time_limit_s, backoff=backoff,
+            on_change=self._publish)
+        self.audio_gate: DriverGate[MusicTarget] = DriverGate(
+            "music", room.audio.apply, time_limit_s=time_limit_s, backoff=backoff,
+            on_change=self._publish)
 
     # --- observers ----------------------------------------------------------------------
 
@@ -93,31 +157,69 @@ class SessionRunner:
                 log.exception("room %s: a state listener failed", self.room.name)
 
     def status(self, t: float | None = None) -> Status | None:
+        """The timeline at ``t`` (default now); raises when it cannot be evaluated."""
         if self.session is None:
             return None
-        return self.session.status(self.clock.now() if t is None else t, self.room.safety)
+        t = self.clock.now() if t is None else t
+        if self.before_evaluate is not None:
+            self.before_evaluate(t)
+        return self.session.status(t, self.room.safety)
+
+    def current(self, t: float | None = None) -> Status | None:
+        """`status`, never raising: when the timeline cannot be evaluated, the room is marked
+        degraded (`timeline_error`) and the last status that could be is returned."""
+        try:
+            status = self.status(t)
+        except Exception as err:
+            problem = f"the session's timeline cannot be evaluated: {type(err).__name__}: {err}"
+            if problem != self.timeline_error:
+                log.exception("room %s: %s", self.room.name, problem)
+                self.timeline_error = problem
+            return self._last_good
+        if self.timeline_error is not None:
+            log.warning("room %s: the session's timeline can be evaluated again", self.room.name)
+            self.timeline_error = None
+        if status is not None and (t is None or self._last_good is None or status.t >= self._last_good.t):
+            self._last_good = status
+        return status
 
     @property
     def running(self) -> bool:
-        s = self.status()
-        return s is not None and not s.ended
+        if self.session is None or self.session.ended_by_events:
+            return False
+        s = self.current()
+        return s is None or not s.ended or self.timeline_error is not None
+
+    @property
+    def emergency(self) -> bool:
+        """Lights up is on in this session (read from the events: no timeline needed)."""
+        return self.session is not None and self.session.emergency_by_events
+
+    @property
+    def last_error(self) -> str | None:
+        """The room's most pressing problem now, for a therapist to read (None: all well)."""
+        for problem in (self.timeline_error, self.task_error, self.lights_gate.state.problem,
+                        self.audio_gate.state.problem):
+            if problem:
+                return problem
+        return None
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self, preset: Preset, *, session_id: str | None = None,
-                    label: str | None = None) -> Status:
+                    label: str | None = None, preset_id: str | None = None) -> Status:
         async with self._lock:
             if self.running:
                 raise CommandRejected("a session is already running in this room; end it first")
             await self._stop_task()
             self.session = Session(session_id or uuid.uuid4().hex[:12], preset, [], label)
-            self._applied_fade = self._applied_music = None
-            self.recovered_at = None
+            self._forget()
             await self._record(Event(kind=EventKind.STARTED, at=self.clock.now(),
-                                     lights=self._room_look()))
-            status = await self._apply_now()
-            self._task = asyncio.create_task(self._run(), name=f"session {self.session.id}")
-            return status
+                                     lights=self._room_look(), preset_id=preset_id))
+            status = self._update_drivers()
+            self._start_task()
+        await self._settle()
+        return self._answer(status)
 
     def _room_look(self) -> LightsChange | None:
         """How the room's lights look now (their average), recorded with `started` so the first
@@ -138,30 +240,62 @@ class SessionRunner:
             colour["color_temp"] = first.color_temp
         return LightsChange(brightness=round(min(100.0, max(0.0, brightness)), 1), transition=0, **colour)
 
-    async def recover(self, session: Session) -> Status:
+    async def recover(self, session: Session) -> Status | None:
         """Continue a session that was running when the service stopped: replay its events,
-        evaluate at now and re-apply the room."""
+        evaluate at now and re-apply the room. None when its timeline cannot be evaluated
+        (the room is then degraded, and Lights up and End still work)."""
         async with self._lock:
             await self._stop_task()
             self.session = session
-            self._applied_fade = self._applied_music = None
+            self._forget()
             self.recovered_at = self.clock.now()
-            status = await self._apply_now()
-            if status.ended:
+            status = self._update_drivers()
+            if status is not None and status.ended:
                 await self._record_completion(status)
             else:
-                self._task = asyncio.create_task(self._run(), name=f"session {session.id}")
-            return status
+                self._start_task()
+        await self._settle()
+        return status
 
     async def close(self) -> None:
         await self._stop_task()
+        for gate in (self.lights_gate, self.audio_gate):
+            await gate.close()
+
+    def _forget(self) -> None:
+        self._sent_lights = self._sent_music = self._last_good = None
+        self.recovered_at = None
+        self.timeline_error = self.task_error = None
+
+    def _start_task(self) -> None:
+        assert self.session is not None
+        self._task = asyncio.create_task(self._run(), name=f"session {self.session.id}")
+        self._task.add_done_callback(self._task_ended)
 
     async def _stop_task(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """The session task's watchman: a task that failed is logged, named in the room state,
+        and started again, so phases, reminders and fades keep coming."""
+        if task.cancelled() or task is not self._task:
+            return
+        err = task.exception()
+        if err is None:
+            return
+        self.task_error = f"the session clock failed ({type(err).__name__}: {err}); it was started again"
+        log.error("room %s: the session task failed; starting it again", self.room.name,
+                  exc_info=(type(err), err, err.__traceback__))
+        self._publish()
+
+        def restart() -> None:
+            if self._task is task and self.session is not None and not self.session.ended_by_events:
+                self._start_task()
+
+        asyncio.get_running_loop().call_later(RESTART_TASK_S, restart)
 
     # --- commands -----------------------------------------------------------------------
 
@@ -196,44 +330,65 @@ class SessionRunner:
         return await self._command(EventKind.CUE_ACKNOWLEDGED, cue=cue_id, note=note)
 
     async def emergency_on(self) -> Status:
-        """Lights up. The drivers are told first, before anything else that could go wrong (a
-        timeline that cannot be evaluated still gets the lights up); a press that the session
-        refuses (none running, already up) leaves the bulbs alone."""
-        s = self.room.safety
-        try:
-            status = self.status()
-        except Exception:
-            log.exception("room %s: the timeline failed; bringing the lights up anyway", self.room.name)
-            status = None
-        if status is not None and (status.ended or status.emergency):
-            raise CommandRejected("the session has ended" if status.ended else "lights up is already on")
-        if self.session is None:
+        """Lights up. The emergency look goes to the lights first, ahead of anything queued and
+        without the timeline; then the event is recorded. A press that the session refuses (none
+        running, already up, ended) leaves the bulbs alone. Raises `TimelineUnavailable` (after
+        recording it) when the timeline cannot say the rest."""
+        session = self.session
+        if session is None:
             raise CommandRejected("no session in this room; start one first")
-        try:
-            await self.room.lights.apply(s.emergency_look, s.emergency_fade_s)
-        except Exception as err:
-            log.exception("room %s: lights up failed at the driver", self.room.name)
-            self.last_error = f"lights up: {err}"
-        return await self._command(EventKind.EMERGENCY_ON)
+        if session.ended_by_events:
+            raise CommandRejected("the session has ended")
+        if session.emergency_by_events:
+            raise CommandRejected("lights up is already on")
+        status = self.current()
+        if status is not None and status.ended and self.timeline_error is None:
+            raise CommandRejected("the session has ended")
+        at = self.clock.now()
+        self.lights_up(at)
+        return await self._command(EventKind.EMERGENCY_ON, at=at)
 
     async def emergency_off(self) -> Status:
         return await self._command(EventKind.EMERGENCY_OFF)
 
-    async def _command(self, kind: EventKind, **payload: Any) -> Status:
+    def lights_up(self, at: float | None = None) -> None:
+        """Send the room's emergency look now, ahead of anything queued. Needs neither the
+        timeline nor a session."""
+        s = self.room.safety
+        at = self.clock.now() if at is None else at
+        target = LightsTarget(s.emergency_look, at + s.emergency_fade_s)
+        self._sent_lights = target
+        self.lights_gate.submit(target, urgent=True)
+
+    async def _command(self, kind: EventKind, *, at: float | None = None, **payload: Any) -> Status:
         async with self._lock:
             session = self.session
-            status = self.status()
-            if session is None or status is None:
+            if session is None:
                 raise CommandRejected("no session in this room; start one first")
-            self._check(kind, status, payload)
-            await self._record(Event(kind=kind, at=self.clock.now(), **payload))
+            status = self.current()
+            self._check(kind, session, status, payload)
+            await self._record(Event(kind=kind, at=self.clock.now() if at is None else at, **payload))
             if kind is EventKind.MUSIC_SET and payload["music"].skip is not None:
-                await self._guard("music skip", self.room.audio.skip(payload["music"].skip))
-            new = await self._apply_now()
+                direction: Literal["next", "previous"] = payload["music"].skip
+                self.audio_gate.run("skip", lambda: self.room.audio.skip(direction))
+            new = self._update_drivers()
             self._poke.set()
-            return new
+        await self._settle()
+        return self._answer(new)
 
-    def _check(self, kind: EventKind, st: Status, payload: dict[str, Any]) -> None:
+    def _check(self, kind: EventKind, session: Session, st: Status | None, payload: dict[str, Any]) -> None:
+        if session.ended_by_events and kind is not EventKind.CUE_ACKNOWLEDGED:
+            raise CommandRejected("the session has ended")
+        if kind is EventKind.EMERGENCY_ON and session.emergency_by_events:
+            raise CommandRejected("lights up is already on")
+        if kind is EventKind.EMERGENCY_OFF and not session.emergency_by_events:
+            raise CommandRejected("lights up is not on")
+        if self.timeline_error is not None or st is None:
+            # The timeline cannot say where the session is: only what needs no timeline.
+            if kind not in (EventKind.ENDED, EventKind.EMERGENCY_ON, EventKind.EMERGENCY_OFF):
+                raise CommandRejected(f"{self.timeline_error or 'the session cannot be evaluated'}; "
+                                      "Lights up and End still work")
+            return
         if st.ended and kind is not EventKind.CUE_ACKNOWLEDGED:
             raise CommandRejected("the session has ended")
         if kind is EventKind.HELD and st.held:
@@ -242,16 +397,11 @@ class SessionRunner:
             raise CommandRejected("the phase is not on hold")
         if kind is EventKind.EXTENDED and st.phase.advance is Advance.MANUAL:
             raise CommandRejected(f"phase '{st.phase.id}' is manual: it has no countdown to extend")
-        if kind is EventKind.EMERGENCY_ON and st.emergency:
-            raise CommandRejected("lights up is already on")
-        if kind is EventKind.EMERGENCY_OFF and not st.emergency:
-            raise CommandRejected("lights up is not on")
         if kind is EventKind.OVERRIDE_CLEARED and st.lights_override is None and not st.music_overridden:
             raise CommandRejected("nothing to put back: the room already follows the preset")
         if kind is EventKind.JUMPED:
-            assert self.session is not None
             try:
-                self.session.preset.phase_index(payload["phase"])
+                session.preset.phase_index(payload["phase"])
             except KeyError:
                 raise UnknownPhase(payload["phase"]) from None
         if kind is EventKind.CUE_ACKNOWLEDGED:
@@ -262,29 +412,38 @@ class SessionRunner:
             if payload["cue"] not in due:
                 raise CommandRejected(f"reminder '{payload['cue']}' is not due")
 
+    def _answer(self, status: Status | None) -> Status:
+        if status is None:
+            raise TimelineUnavailable(f"recorded, but {self.timeline_error or 'the session cannot be evaluated'}")
+        return status
+
     async def _record(self, event: Event) -> None:
         assert self.session is not None
+        events = self.session.events
+        if events and event.at < events[-1].at:  # events stay in time order, whatever happens
+            event = event.model_copy(update={"at": events[-1].at})
+        wall = self.clock.wall()
+        if abs(wall - event.at) > WALL_STEP_NOTE_S:  # the wall clock was stepped: keep it for the record
+            event = event.model_copy(update={"wall": wall})
         if self._sink is not None:
             # Durable before anyone is told. The write (one fsync, ~0.3 ms on an SSD) stays on the
             # loop: handing it to a thread measured slower than the write itself (bench/store.py).
             self._sink(self.session, event)
-        self.session.events.append(event)
+        events.append(event)
 
     async def _record_completion(self, status: Status) -> None:
         """Give a session that ran out on its own (its last phase's countdown, or Next on the
         last phase) an `ended` event, so that the record says when it ended. Replay-neutral:
         the timeline ignores events after the end."""
         assert self.session is not None and status.ended_at is not None
-        events = self.session.events
-        if any(e.kind is EventKind.ENDED for e in events):
+        if self.session.ended_by_events:
             return
-        at = max(status.ended_at, events[-1].at)  # events stay in time order
         try:
-            await self._record(Event(kind=EventKind.ENDED, at=at, reason="completed"))
+            await self._record(Event(kind=EventKind.ENDED, at=status.ended_at, reason="completed"))
         except Exception as err:
             log.exception("room %s: recording the end of session %s failed",
                           self.room.name, self.session.id)
-            self.last_error = f"record: {err}"
+            self.task_error = f"record: {err}"
 
     # --- the session task ---------------------------------------------------------------
 
@@ -292,12 +451,16 @@ class SessionRunner:
         while True:
             self._poke.clear()
             async with self._lock:
-                status = await self._apply_now()
-                if status.ended:
+                status = self._update_drivers()
+                if status is not None and status.ended:
                     await self._record_completion(status)
-            if status.ended:
+            if status is not None and status.ended:
                 return
-            await self._wait(status.next_change_at)
+            if self.timeline_error is not None or status is None:
+                deadline: float | None = self.clock.now() + RETRY_EVALUATION_S
+            else:
+                deadline = status.next_change_at
+            await self._wait(deadline)
 
     async def _wait(self, deadline: float | None) -> None:
         poke = asyncio.create_task(self._poke.wait())
@@ -313,24 +476,43 @@ class SessionRunner:
             # cancel of this task arriving meanwhile, and close() would wait forever.
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _apply_now(self) -> Status:
-        """Evaluate at now and send the drivers whatever changed. Never raises for a driver."""
-        status = self.status()
-        assert status is not None
-        fade = status.light_fade
-        key = (fade.end, fade.end_t)
-        if key != self._applied_fade:
-            self._applied_fade = key
-            await self._guard("lights", self.room.lights.apply(fade.end, fade.remaining_s(status.t)))
-        if status.music != self._applied_music:
-            self._applied_music = status.music
-            await self._guard("music", self.room.audio.apply(status.music))
-        self._publish()
-        return status
+    # --- the drivers --------------------------------------------------------------------
 
-    async def _guard(self, what: str, call: Any) -> None:
-        try:
-            await call
-        except Exception as err:
-            log.exception("room %s: %s driver failed", self.room.name, what)
-            self.last_error = f"{what}: {err}"
+    def _update_drivers(self) -> Status | None:
+        """Evaluate at now and hand the gates whatever changed. Never blocks, never raises."""
+        status = self.current()
+        if status is not None and self.timeline_error is None:
+            fade = status.light_fade
+            lights = LightsTarget(fade.end, fade.end_t)
+            if lights != self._sent_lights:
+                self._sent_lights = lights
+                self.lights_gate.submit(lights, urgent=status.emergency)
+            if status.music != self._sent_music:
+                self._sent_music = status.music
+                self.audio_gate.submit(status.music, urgent=status.emergency)
+        elif self.emergency:
+            self._music_down_without_timeline()
+        self._publish()
+        return status if self.timeline_error is None else self._last_good
+
+    def _music_down_without_timeline(self) -> None:
+        """Lights up while the timeline cannot say what the music should be: keep what plays,
+        no louder than the emergency level."""
+        s = self.room.safety
+        snap = self.room.audio.snapshot()
+        if snap.playlist is not None:
+            target = s.emergency_music(MusicTarget(snap.playlist, snap.volume))
+            if target != self._sent_music:
+                self._sent_music = target
+                self.audio_gate.submit(target, urgent=True)
+
+    async def _send_lights(self, target: LightsTarget) -> None:
+        await self.room.lights.apply(target.look, max(0.0, target.end_t - self.clock.now()))
+
+    async def _settle(self) -> None:
+        """Give the gates up to `ANSWER_GRACE_S` to hand this command's targets over."""
+        deadline = time.monotonic() + ANSWER_GRACE_S
+        for gate in (self.lights_gate, self.audio_gate):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not await gate.idle(remaining):
+                return

@@ -66,9 +66,6 @@ async def simulate(preset: Preset, out: Callable[[str], None], *, speed: float |
             if cue.id not in seen_cues:
                 seen_cues.add(cue.id)
                 say("cue", f"{cue.text}  [{cue.id}]")
-        if st.ended and "end" not in seen_cues:
-            seen_cues.add("end")
-            say("end", "session complete")
 
     runner.subscribe(on_change)
     await runner.start(preset)
@@ -92,6 +89,9 @@ async def simulate(preset: Preset, out: Callable[[str], None], *, speed: float |
             if (manual_due is not None and st is not None and not st.ended
                     and st.phase.advance is Advance.MANUAL and clock.now() >= manual_due):
                 await runner.next()
+        for gate in (runner.lights_gate, runner.audio_gate):  # what the end sends, then the end
+            await gate.idle()
+        say("end", "session complete")
         return clock.now() - START
     finally:
         await runner.close()

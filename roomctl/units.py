@@ -19,18 +19,34 @@ _KELVIN_RE = re.compile(r"^\s*(\d+)\s*[kK]?\s*$")
 _HEX_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
+MAX_DURATION_S = 7 * 86400.0  # no phase, fade or cue offset is longer than a week
+MAX_TRANSITION_S = 86400.0  # a light change fades for a day at most
+
+
 def parse_duration_s(value: object) -> float:
-    """'45s', '15m', '1h30m', '1h 5m 30s' or a bare number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration (use e.g. '45s', '15m', '1h30m')")
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    if isinstance(value, str):
+    """'45s', '15m', '1h30m', '1h 5m 30s' or a bare number of seconds -> seconds: finite, at
+    most `MAX_DURATION_S`, so that nothing downstream meets a time it cannot compute with."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer with hundreds of digits
+            seconds = math.inf
+    elif isinstance(value, str):
         m = _DURATION_RE.match(value)
         if m and any(m.groups()):
             h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-            return h * 3600 + mi * 60 + s
-    raise ValueError(f"{value!r} is not a duration (use e.g. '45s', '15m', '1h30m')")
+            seconds = h * 3600 + mi * 60 + s
+    if seconds is None or (not math.isfinite(seconds) and not isinstance(value, str | int)):
+        raise ValueError(f"{_short(value)} is not a duration (use e.g. '45s', '15m', '1h30m')")
+    if not math.isfinite(seconds) or abs(seconds) > MAX_DURATION_S:
+        raise ValueError(f"{_short(value)} is too long: at most {format_duration(MAX_DURATION_S)}")
+    return seconds
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:20] + "…"
 
 
 def format_duration(seconds: float) -> str:

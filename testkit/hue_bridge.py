@@ -5,7 +5,8 @@ It is a real HTTP server speaking the part of the v1 API that phue and roomctl u
 group actions, answered with Hue's success/error lists. Lights fade in time like real bulbs
 (a state read mid-fade is interpolated; a new command stops a fade where it is), every
 request is recorded with its arrival time, and faults can be switched on: down (refused
-connections), hanging (accepts, never answers), rate limits (HTTP 503).
+connections), hanging (accepts, never answers), rate limits (HTTP 503), failing every request
+(an HTTP status) and resetting connections.
 
     with HueBridgeEmulator() as bridge:
         bridge.host            # "127.0.0.1:PORT", what phue's Bridge takes as ip
@@ -18,6 +19,8 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -36,6 +39,7 @@ DEFAULT_USER = "roomctl-test-user"
 DEFAULT_TRANSITION_DS = 4
 LINK_BUTTON_WINDOW_S = 30.0
 _HOST = "127.0.0.1"
+RESET = -1  # the "status" of a request answered with a connection reset
 
 
 # --- lights and groups ------------------------------------------------------------------------
@@ -285,6 +289,8 @@ class HueBridgeEmulator:
         self._light_window = _RateWindow()
         self._group_window = _RateWindow()
         self._hanging = False
+        self._failing: int | None = None  # answer every request with this HTTP status
+        self._resetting = False  # reset every connection instead of answering
         self._release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -332,10 +338,23 @@ class HueBridgeEmulator:
             self._hanging = True
             self._release = threading.Event()
 
+    def fail_all(self, status: int = 503) -> None:
+        """Answer every request with HTTP ``status`` (a bridge that is busy or broken), until
+        `come_back`."""
+        with self._lock:
+            self._failing = status
+
+    def reset_connections(self) -> None:
+        """Reset every connection (TCP RST) instead of answering, until `come_back`."""
+        with self._lock:
+            self._resetting = True
+
     def come_back(self) -> None:
         """Answer normally again (hung requests are dropped unanswered)."""
         with self._lock:
             self._hanging = False
+            self._failing = None
+            self._resetting = False
             self._release.set()
         if self._server is None:
             self._listen()
@@ -465,6 +484,11 @@ class HueBridgeEmulator:
                 self._requests.append(RecordedRequest(method, path, body, arrival, now, None))
                 self._recorded.notify_all()
                 return None, None, release
+            if self._resetting or self._failing is not None:
+                status = RESET if self._resetting else self._failing
+                self._requests.append(RecordedRequest(method, path, body, arrival, now, status))
+                self._recorded.notify_all()
+                return status, None, None
             status, answer = self._route(method, path, body, parsed_ok, now)
             self._requests.append(RecordedRequest(method, path, body, arrival, now, status,
                                                   answer))
@@ -691,11 +715,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             assert status is not None
+            if status == RESET:
+                # SO_LINGER 0: closing sends a TCP RST, as a crashing bridge or a flaky switch does.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                return
             payload = b"" if answer is None else json.dumps(answer).encode()
-            if status == 503:
+            if status >= 500:
                 payload = b"Service Unavailable"
             self.send_response(status)
-            self.send_header("Content-Type", "application/json" if status != 503
+            self.send_header("Content-Type", "application/json" if status < 500
                              else "text/plain")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

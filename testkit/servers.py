@@ -79,3 +79,5 @@ def running_app(config: Config, **app_kwargs: Any) -> Iterator[Running]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+    if thread.is_alive():
+        raise RuntimeError("the service did not stop within 15 s")

@@ -120,6 +120,7 @@ def test_sigkill_in_the_journey_then_restart_resumes_in_place(serve: Serve) -> N
     assert session["id"] == session_id
     assert session["phase"]["id"] == "journey"
     assert session["recovered_at"] is not None
+    assert session["preset_id"] == "kap-sublingual"  # known after a restart too
     expected = remaining_before - (after["t"] - t_before)
     assert abs(session["remaining_s"] - expected) < 1.0
     # the room was put back as it should be (lights within 2 s of the start)

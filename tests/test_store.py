@@ -301,7 +301,7 @@ async def test_a_session_that_ran_out_while_the_service_was_down(store: SessionS
     runner2 = make_runner(store, VirtualClock(START + 3600))
     status = await runner2.recover(found.session)
     await runner2.close()
-    assert status.ended
+    assert status is not None and status.ended
     assert store.unfinished() == []
     stored = store.get(found.id)
     assert stored is not None and stored.ended_at == START + 150

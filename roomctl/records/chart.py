@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from roomctl.events import Event, EventKind
 from roomctl.preset import Advance, Preset
 from roomctl.room import Safety
-from roomctl.timeline import evaluate
+from roomctl.timeline import evaluate_many
 
 
 @dataclass(frozen=True)
@@ -74,14 +74,17 @@ def chart(preset: Preset, points: int = 300, safety: Safety | None = None) -> Ch
         for i, p in enumerate(preset.phases)
     ]
     times = sorted({total * i / points for i in range(points + 1)} | set(starts))
-    samples = []
+    # One pass over the events for every sample (evaluating each afresh would be quadratic).
+    at: list[float] = []
     for t in times:
-        st = evaluate(preset, events, min(t, total - 1e-6) if t >= total else t, safety)
+        at.append(max(at[-1] if at else 0.0, min(t, total - 1e-6) if t >= total else t))
+    *statuses, final = evaluate_many(preset, events, [*at, max(total, at[-1] if at else total)], safety)
+    samples = []
+    for t, st in zip(times, statuses, strict=True):
         look = st.light_now
         vol = st.music.volume if st.music.playlist and st.music.playing else 0.0
         samples.append(Sample(round(t, 3), round(look.brightness, 2), look.color_temp,
                               look.display_rgb(), round(vol, 2), st.music.playlist))
-    final = evaluate(preset, events, total, safety)
     cues = [CueMark(round(c.due_at, 3), c.id, c.phase, c.text)
             for c in (*final.cues_due, *final.cues_acknowledged)]
     return Chart(total, bands, samples, sorted(cues, key=lambda c: c.t_s))

@@ -35,8 +35,9 @@ def session_json(stored: StoredSession) -> dict[str, Any]:
 
 
 def session_csv(stored: StoredSession) -> str:
-    """One row per event: session time (H:MM:SS), wall time (ISO 8601 with offset), kind,
-    the phase at that moment, details, note."""
+    """One row per event: session time (H:MM:SS), wall time (ISO 8601 with offset: what the
+    wall clock said, even when it had been stepped), kind, the phase at that moment, details,
+    note."""
     preset, events = stored.session.preset, stored.session.events
     out = io.StringIO()
     writer = csv.writer(out)
@@ -49,7 +50,7 @@ def session_csv(stored: StoredSession) -> str:
             status = evaluate(preset, events[: i + 1], event.at, Safety())
         writer.writerow([
             units.format_clock(event.at - stored.started_at),
-            units.format_iso(event.at),
+            units.format_iso(event.wall if event.wall is not None else event.at),  # as the clock said
             event.kind.value,
             _cell(status.phase.display_title),
             _cell(describe_event(event, preset)),

@@ -26,6 +26,7 @@ from roomctl.drivers.vlc.output import (
     choose_output,
     hooked_output,
 )
+from roomctl.drivers.vlc.scans import PlaylistScans
 from roomctl.drivers.vlc.transport import Fades, Transport
 from roomctl.drivers.vlc.worker import Worker
 from roomctl.room import AudioSnapshot, DriverHealth, MusicTarget, PlaylistReport
@@ -72,8 +73,10 @@ class VlcAudio:
         if output.note and output_hook is None:
             log.warning("%s", output.note)
         self._worker = Worker(f"roomctl-audio-{name}", log, tick_s=TICK_S)
+        self._scans = PlaylistScans(self._playlists, log)
         self._transport = Transport(
             self._playlists,
+            scans=self._scans,
             worker=self._worker,
             log=log,
             output=output,
@@ -96,6 +99,10 @@ class VlcAudio:
     # --- the Audio protocol (any thread / the event loop) ---------------------------------
 
     async def apply(self, target: MusicTarget) -> None:
+        # Scanned first, on the scan threads: the worker never waits for a slow share.
+        if target.playlist in self._playlists and self._scans.last(target.playlist) is None:
+            # shielded: a caller that gives up (a time limit) must not cancel the scan itself
+            await asyncio.shield(asyncio.wrap_future(self._scans.refresh(target.playlist)))
         await asyncio.wrap_future(self._worker.submit(partial(self._transport.apply, target)))
 
     async def skip(self, direction: Literal["next", "previous"]) -> None:
@@ -125,6 +132,11 @@ class VlcAudio:
     # --- extras for the room check and the bench -----------------------------------------
 
     @property
+    def scans(self) -> PlaylistScans:
+        """The room's playlist scans (which run off the libvlc worker)."""
+        return self._scans
+
+    @property
     def output(self) -> OutputChoice:
         return self._transport.output
 
@@ -148,5 +160,6 @@ class VlcAudio:
                 problem = f"playlist '{name}' is not in this room's config"
                 reports.append(PlaylistReport(name=name, playable=0, problems=(problem,)))
             else:
-                reports.append(pl.report(name, spec))
+                scan = self._scans.refresh(name).result()  # fresh, and kept for the session
+                reports.append(PlaylistReport(name=name, playable=len(scan.entries), problems=scan.problems))
         return reports

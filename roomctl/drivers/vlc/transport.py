@@ -35,6 +35,7 @@ from roomctl.drivers.vlc.deck import (
 )
 from roomctl.drivers.vlc.mixer import MIN_FADE_S, Mixer
 from roomctl.drivers.vlc.output import AudioUnavailable, OutputChoice, OutputHook
+from roomctl.drivers.vlc.scans import PlaylistScans
 from roomctl.drivers.vlc.status import Problems, Published
 from roomctl.drivers.vlc.worker import Worker
 from roomctl.room import AudioSnapshot, DriverHealth, MusicTarget, NowPlaying
@@ -73,6 +74,7 @@ class Transport:
         self,
         playlists: Mapping[str, pl.PlaylistSpec],
         *,
+        scans: PlaylistScans,
         worker: Worker,
         log: logging.Logger,
         output: OutputChoice,
@@ -82,6 +84,7 @@ class Transport:
         fades: Fades,
     ) -> None:
         self._playlists = playlists
+        self._scans = scans
         self._log = log
         self._worker = worker
         self._max_volume = max_volume
@@ -212,14 +215,18 @@ class Transport:
     # --- starting tracks -----------------------------------------------------------------
 
     def _entries(self, playlist: str, *, quiet: bool = False) -> list[str]:
-        spec = self._playlists.get(playlist)
-        if spec is None:
+        """The playlist's entries as last scanned; never scans here (`scans`). A playlist
+        not scanned yet is asked for, and has no entries until it is."""
+        if playlist not in self._playlists:
             return []
-        entries, problems = pl.scan(spec)
+        scan = self._scans.last(playlist)
+        if scan is None:
+            self._scans.refresh(playlist)
+            return []
         if not quiet:
-            for p in problems:
+            for p in scan.problems:
                 self._problem(f"playlist '{playlist}': {p}", skipped=True)
-        return entries
+        return list(scan.entries)
 
     def _start(self, deck: Deck, playlist: str, entries: list[str], index: int, fade_in: FadeIn) -> None:
         deck.playlist = playlist
@@ -289,6 +296,7 @@ class Transport:
     def _retry(self, name: str) -> None:
         if self._closing or self._want_playlist != name or not self._playing:
             return
+        self._scans.refresh(name)  # seen at the retry after this one
         act = self._active
         if act is not None and act.playlist == name and act.state is not DeckState.IDLE:
             return
@@ -308,7 +316,10 @@ class Transport:
         index = deck.index + 1
         if index < len(deck.entries):
             return deck.entries, index
-        # The playlist ran out before its phase did: loop, seeing any new files.
+        # The playlist ran out before its phase did: loop (a fresh scan, for the next loop,
+        # sees any new files).
+        if deck.playlist:
+            self._scans.refresh(deck.playlist)
         return self._entries(deck.playlist or "", quiet=True) or deck.entries, 0
 
     def _plan_next(self, deck: Deck) -> None:
