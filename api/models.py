@@ -91,6 +91,9 @@ class PlaylistOut(BaseModel):
     playable: int
     ok: bool
     problems: list[str]
+    measured: int = 0  # playable files whose loudness is known (the rest play at a safe default gain)
+    files: int = 0  # playable files (streams are not measured)
+    broken: list[str] = []  # "<file>: <why>" for files that do not decode: skipped, costing no playback time
 
 
 class PreflightOut(BaseModel):

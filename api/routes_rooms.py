@@ -75,7 +75,8 @@ def _preflight(p: Preflight) -> PreflightOut:
         ok=p.ok,
         lights={"ok": p.lights.ok, "detail": p.lights.detail},
         audio={"ok": p.audio.ok, "detail": p.audio.detail},
-        playlists=[PlaylistOut(name=r.name, playable=r.playable, ok=r.ok, problems=list(r.problems))
+        playlists=[PlaylistOut(name=r.name, playable=r.playable, ok=r.ok, problems=list(r.problems),
+                               measured=r.measured, files=r.files, broken=list(r.broken))
                    for r in p.playlists],
     )
 

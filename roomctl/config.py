@@ -78,6 +78,16 @@ class AudioConfig(BaseModel):
     max_volume: Percent | None = None  # else [safety].max_volume
     demo_media: bool = False  # play the generated demo playlists
     playlists: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # Seconds two tracks of one playlist overlap, crossfading; 0: gapless (the next track's
+    # first sample follows the last one's last).
+    track_crossfade: Annotated[float, Field(ge=0, le=20)] = 3.0
+    # Every track is brought to this integrated loudness (EBU R128 / ITU-R BS.1770, LUFS).
+    loudness_target: Annotated[float, Field(ge=-40, le=-5)] = -18.0
+    # ... but never so far up that its true peak passes this (dBTP).
+    true_peak_ceiling: Annotated[float, Field(ge=-20, le=0)] = -1.0
+    # The gain of a track whose loudness is not known yet (dB): safe, not loud.
+    unmeasured_gain: Annotated[float, Field(ge=-30, le=0)] = -6.0
+    loudness_normalise: bool = True  # false: every track plays as it is (at the unmeasured gain: 0 dB)
 
 
 class RoomConfig(BaseModel):

@@ -21,8 +21,8 @@ class Shape(StrEnum):
     """How a `Ramp` moves between its ends."""
 
     LINEAR = "linear"  # the value moves linearly (a volume percent: an even-sounding fade)
-    # The heard gain (percent / 100)^3 moves linearly: two decks crossfading in opposite
-    # directions this way sum to at most a 3 dB dip (linear percents on both would dip 15 dB).
+    # The heard gain (`volume_gain`) moves linearly: two decks crossfading in opposite
+    # directions this way sum to at most a 3 dB dip (linear percents on both would dip 9 dB).
     EQUAL_GAIN = "equal-gain"
 
 
@@ -40,8 +40,15 @@ def lerp(a: float, b: float, x: float) -> float:
 
 
 def volume_gain(percent: float) -> float:
-    """The amplitude factor a volume percent is heard as (libvlc's cubic curve)."""
-    return float((max(0.0, percent) / 100.0) ** 3)
+    """The amplitude factor a volume percent is heard as: (percent / 100)^2, a perceptual
+    taper (50 % is -12 dB, 25 % -24 dB, the 10 % Lights-up level -40 dB: quiet, still heard;
+    0 is silence). The music driver applies it in floating point, so every step is smooth."""
+    return float((max(0.0, percent) / 100.0) ** 2)
+
+
+def volume_for_gain(gain: float) -> float:
+    """The volume percent heard as amplitude factor ``gain`` (the inverse of `volume_gain`)."""
+    return 100.0 * math.sqrt(max(0.0, gain))
 
 
 def shaped(shape: Shape, a: float, b: float, x: float) -> float:
@@ -49,8 +56,7 @@ def shaped(shape: Shape, a: float, b: float, x: float) -> float:
     x = min(1.0, max(0.0, x))
     if shape is Shape.LINEAR:
         return lerp(a, b, x)
-    g = lerp(volume_gain(a), volume_gain(b), x)
-    return 100.0 * math.cbrt(max(0.0, g))
+    return volume_for_gain(lerp(volume_gain(a), volume_gain(b), x))
 
 
 def lerp_mireds(kelvin_a: float, kelvin_b: float, x: float) -> int:

@@ -90,6 +90,9 @@ class PlaylistReport:
     name: str
     playable: int  # number of playable entries found
     problems: tuple[str, ...] = field(default_factory=tuple)
+    measured: int = 0  # playable files whose loudness is known (measured or from their tags)
+    files: int = 0  # playable files (streams are not measured)
+    broken: tuple[str, ...] = field(default_factory=tuple)  # "<file>: <why>", left out of the play order
 
     @property
     def ok(self) -> bool:

@@ -175,8 +175,12 @@ def _build_audio(cfg: Config, room: RoomConfig, clock: Clock, safety: Safety) ->
     if room.audio.demo_media:
         ensure_demo_media(cfg.data_dir)
         playlists = {**demo_playlists(cfg.data_dir), **playlists}
-    audio = VlcAudio(playlists, max_volume=safety.max_volume, aout=room.audio.output,
-                     device=room.audio.device)
+    a = room.audio
+    audio = VlcAudio(playlists, max_volume=safety.max_volume, aout=a.output, device=a.device, name=room.id,
+                     track_crossfade_s=a.track_crossfade, loudness_target=a.loudness_target,
+                     true_peak_ceiling=a.true_peak_ceiling,
+                     unmeasured_gain=a.unmeasured_gain if a.loudness_normalise else 0.0,
+                     normalise=a.loudness_normalise, loudness_cache=cfg.data_dir / "loudness-cache.json")
     return audio, None
 
 

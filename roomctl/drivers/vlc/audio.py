@@ -1,9 +1,11 @@
 """`VlcAudio`: a room's music through libvlc, as `roomctl.drivers.base.Audio`.
 
 The facade the rest of roomctl sees. The constructor starts the room's worker thread
-(`worker`) running the room's `Transport`; the asyncio side submits commands and awaits
-their futures; `snapshot()` and `health()` read what the worker last published (a ramp is
-published as its curve, so readers see the mid-ramp volume), with no libvlc call.
+(`worker`) running the room's `Transport` (which starts the output thread, `pcmout`); the
+asyncio side submits commands and awaits their futures; `snapshot()` and `health()` read
+what the worker last published (a ramp is published as its curve, so readers see the
+mid-ramp volume), with no libvlc call. Files are probed and measured for loudness in the
+background (`roomctl.drivers.tracks`), never on the worker or the event loop.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Literal
 
 from roomctl import playlists as pl
+from roomctl.drivers.tracks import TrackChecks, track_gain
 from roomctl.drivers.vlc.mixer import MIN_FADE_S, TICK_S
 from roomctl.drivers.vlc.output import (
     DEFAULT_VLC_ARGS,
@@ -35,6 +39,7 @@ from roomctl.room import AudioSnapshot, DriverHealth, MusicTarget, PlaylistRepor
 logger = logging.getLogger("roomctl.drivers.vlc")
 
 START_TIMEOUT_S = 30.0
+PREFLIGHT_PROBE_S = 3.0  # preflight waits this long for files to be probed (within the driver time limit)
 
 
 class VlcAudio:
@@ -64,6 +69,12 @@ class VlcAudio:
         pause_fade_s: float = 1.5,
         skip_crossfade_s: float = 2.5,
         close_fade_s: float = 1.0,
+        track_crossfade_s: float = 3.0,
+        loudness_target: float = -18.0,
+        true_peak_ceiling: float = -1.0,
+        unmeasured_gain: float = -6.0,
+        normalise: bool = True,
+        loudness_cache: Path | None = None,
     ) -> None:
         if not 0.0 <= max_volume <= 100.0:
             raise ValueError(f"max_volume must be 0-100 percent, not {max_volume!r}")
@@ -73,7 +84,11 @@ class VlcAudio:
         if output.note and output_hook is None:
             log.warning("%s", output.note)
         self._worker = Worker(f"roomctl-audio-{name}", log, tick_s=TICK_S)
-        self._scans = PlaylistScans(self._playlists, log)
+        self._tracks = TrackChecks(loudness_cache, log, loudness=normalise)
+        self._scans = PlaylistScans(self._playlists, log, self._tracks)
+        self._gains = partial(track_gain, target_lufs=loudness_target, ceiling_db=true_peak_ceiling,
+                              unmeasured_db=unmeasured_gain)
+        self._normalise = normalise
         self._transport = Transport(
             self._playlists,
             scans=self._scans,
@@ -88,13 +103,20 @@ class VlcAudio:
                 pause_fade_s=max(MIN_FADE_S, pause_fade_s),
                 skip_crossfade_s=max(MIN_FADE_S, skip_crossfade_s),
                 close_fade_s=max(MIN_FADE_S, close_fade_s),
+                track_crossfade_s=max(0.0, track_crossfade_s),
             ),
+            gain_of=self._gain_of,
+            ceiling_gain=10 ** (true_peak_ceiling / 20) if normalise else 1.0,
+            name=name,
         )
         if not self._worker.start(self._transport, START_TIMEOUT_S):
             raise AudioUnavailable(f"libvlc did not start within {START_TIMEOUT_S:g} s")
         if self._worker.fatal is not None:
             self._worker.join()
             raise AudioUnavailable(self._worker.fatal)
+        # Every playlist is listed, then its files probed and measured, in the background.
+        for playlist in self._playlists:
+            self._scans.refresh(playlist)
 
     # --- the Audio protocol (any thread / the event loop) ---------------------------------
 
@@ -128,6 +150,14 @@ class VlcAudio:
             with contextlib.suppress(AudioUnavailable):  # closed already
                 await asyncio.wrap_future(self._worker.submit(self._transport.begin_close))
             await asyncio.to_thread(self._worker.join)
+        self._tracks.close()
+
+    def _gain_of(self, entry: str) -> float:
+        """The loudness gain a file plays with (never waits: what is known now)."""
+        if pl.is_stream(entry):
+            return self._gains(None)
+        state = self._tracks.state(entry)
+        return self._gains(state.loudness if state is not None and self._normalise else None)
 
     # --- extras for the room check and the bench -----------------------------------------
 
@@ -139,6 +169,16 @@ class VlcAudio:
     @property
     def output(self) -> OutputChoice:
         return self._transport.output
+
+    @property
+    def tracks(self) -> TrackChecks:
+        """The room's file checks (probes and loudness), which run in the background."""
+        return self._tracks
+
+    def output_blocks(self) -> int:
+        """Blocks the output thread has mixed (for the bench)."""
+        pcm = self._transport.mixer.pcm
+        return pcm.blocks if pcm is not None else 0
 
     @property
     def wakeups(self) -> int:
@@ -154,12 +194,21 @@ class VlcAudio:
 
     def _preflight(self, names: list[str]) -> list[PlaylistReport]:
         reports: list[PlaylistReport] = []
+        scans = {name: self._scans.refresh(name) for name in names if name in self._playlists}
+        deadline = time.monotonic() + PREFLIGHT_PROBE_S
         for name in names:
-            spec = self._playlists.get(name)
-            if spec is None:
+            if name not in self._playlists:
                 problem = f"playlist '{name}' is not in this room's config"
                 reports.append(PlaylistReport(name=name, playable=0, problems=(problem,)))
-            else:
-                scan = self._scans.refresh(name).result()  # fresh, and kept for the session
-                reports.append(PlaylistReport(name=name, playable=len(scan.entries), problems=scan.problems))
+                continue
+            scan = scans[name].result()  # fresh, and kept for the session
+            probed = self._tracks.wait(scan.entries, max(0.0, deadline - time.monotonic()))
+            broken = tuple(self._scans.broken(name))
+            measured, files = self._scans.measured(name)
+            problems = [*scan.problems, *broken]
+            if not probed:
+                problems.append("some files are still being checked")
+            reports.append(PlaylistReport(name=name, playable=len(self._scans.playable(name, scan)),
+                                          problems=tuple(problems), measured=measured if self._normalise else 0,
+                                          files=files, broken=broken))
         return reports

@@ -1,13 +1,10 @@
-"""One libvlc player (a "deck"): opening a track from silence and knowing when it is heard.
+"""One libvlc player (a "deck"): a track decoded into the deck's `Feed`, and its events.
 
-How a track starts from silence (the start-blip trap): libvlc makes a fresh volume stage
-at full volume for every new media, a moment *after* ``play()``, and a volume set before
-that stage exists is lost. So a deck opens each track behind an equalizer with the preamp
-and every band at -20 dB (about -35..-45 dB in all: near silence), sets volume 0 on every
-tick, and only when libvlc reports the first audio buffer played (the stage exists, so
-volume 0 has stuck) lifts the equalizer, goes back to the top of the track and fades in
-from 0. The first ~0.45 s of every track (what libvlc hands over at once after opening)
-is heard at volume 0; the fade-in follows.
+libvlc opens no output stream of its own: each deck's player decodes into its `Feed`
+(libvlc's ``amem`` callbacks, float32 at 48 kHz, libvlc's own volume left at 100), and the
+room's `PcmOut` mixes both feeds into the one stream it keeps open. So a track can open
+while another plays, wait for its cue, and start exactly when it should (`feed.Cue`), and
+nothing the deck does can be heard before the output's gain reaches it.
 
 A deck does what it is told (which entry, how loud: the transport decides) and says what
 libvlc reports of its media. Every method runs on the room's worker thread; the media's
@@ -16,7 +13,6 @@ event callback runs on a libvlc thread and only hands a `MediaEvent` on.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,24 +23,20 @@ from typing import Any
 
 from roomctl import curves
 from roomctl import playlists as pl
+from roomctl.drivers.vlc import feed as feeds
 from roomctl.drivers.vlc.output import AudioUnavailable, load_vlc
 from roomctl.room import NowPlaying
 
-QUIET_EQ_DB = -20.0  # libvlc's floor for the preamp and for each band
 FILE_START_TIMEOUT_S = 5.0
 STREAM_START_TIMEOUT_S = 20.0
-OUTPUT_CHECK_S = 2.0  # decoded but nothing played for this long: the output is dead
-POSITION_READ_S = 1.0  # in between, the published position runs on the clock
 
 
 @dataclass(frozen=True)
 class Engine:
-    """The room's libvlc: the module, one instance, and the quiet equalizer every track
-    opens behind. Both decks share it."""
+    """The room's libvlc: the module and one instance. Both decks share it."""
 
     vlc: ModuleType
     instance: Any
-    quiet_eq: Any
 
     @classmethod
     def open(cls, vlc_args: Sequence[str]) -> Engine:
@@ -52,15 +44,7 @@ class Engine:
         instance = vlc.Instance(vlc_args)
         if instance is None:
             raise AudioUnavailable(f"libvlc refused its options {vlc_args}")
-        try:
-            eq = vlc.AudioEqualizer()
-            eq.set_preamp(QUIET_EQ_DB)
-            for band in range(vlc.libvlc_audio_equalizer_get_band_count()):
-                eq.set_amp_at_index(QUIET_EQ_DB, band)
-        except BaseException:
-            instance.release()
-            raise
-        return cls(vlc, instance, eq)
+        return cls(vlc, instance)
 
     @property
     def version(self) -> str:
@@ -70,24 +54,14 @@ class Engine:
         return self.instance.media_player_new()
 
     def release(self) -> None:
-        self.quiet_eq.release()
         self.instance.release()
 
 
 class DeckState(StrEnum):
     IDLE = "idle"
-    ARMING = "arming"  # track opened behind the quiet equalizer, not heard yet
+    ARMING = "arming"  # track opened, decoding into the feed, waiting for its cue
     PLAYING = "playing"
     PAUSED = "paused"
-
-
-class Arming(Enum):
-    """How an opening track is doing (`Deck.arming`)."""
-
-    WAITING = "waiting"
-    HEARD = "heard"  # the first buffer played: `lift` the equalizer
-    OUTPUT_DEAD = "output dead"  # decoded for a while, nothing played
-    TIMED_OUT = "timed out"  # no sound within `Deck.start_timeout_s`
 
 
 class MediaOutcome(Enum):
@@ -132,7 +106,8 @@ class VolumeRamp:
 
 @dataclass
 class FadeIn:
-    """What a deck does once its new track is heard: fade to ``level``, then `on_armed`."""
+    """How a deck's new track comes in once its first sample is mixed: from 0 to ``level``
+    over ``fade_s``, then `on_armed` (e.g. the old music starts to leave)."""
 
     level: float
     fade_s: float
@@ -154,19 +129,22 @@ class Deck:
     engine: Engine
     notify: Callable[[MediaEvent], None]  # called on a libvlc thread: must only enqueue
     max_volume: float  # percent; no volume is ever set above it
+    feed: feeds.Feed
     state: DeckState = DeckState.IDLE
     # Where in which playlist it is (the transport chooses).
     playlist: str | None = None
     entries: list[str] = field(default_factory=list)
     index: int = 0
     gen: int = 0  # which media libvlc events are about
+    feed_gen: int = 0  # which track of the feed (`Feed.gen`) is this deck's current one
     media: Any = None
     media_events: Any = None
     volume: float = 0.0  # percent, as last set
-    sent_percent: int | None = None  # what libvlc was last told
     ramp: VolumeRamp | None = None
-    fade_in: FadeIn | None = None  # while arming: what follows once the track is heard
+    fade_in: FadeIn | None = None  # while arming: how the track comes in
+    cue: feeds.Cue | None = None  # while arming: when it comes in
     arm_started: float = 0.0
+    callbacks: list[object] = field(default_factory=list)  # libvlc's amem callbacks, kept alive
     # The transport's bookkeeping for this deck.
     fail_streak: int = 0  # entries in a row that could not be played
     plan: int = 0  # which scheduled look at the track's end is current
@@ -174,8 +152,6 @@ class Deck:
     title: str = ""
     artist: str | None = None
     duration_s: float | None = None
-    position_s: float = 0.0
-    position_at: float | None = None  # monotonic time position_s was read; None: read it
 
     @property
     def entry(self) -> str:
@@ -183,7 +159,7 @@ class Deck:
 
     @property
     def start_timeout_s(self) -> float:
-        """How long an opening track may stay unheard before it counts as broken."""
+        """How long an opening track may give no audio before it counts as broken."""
         return STREAM_START_TIMEOUT_S if pl.is_stream(self.entry) else FILE_START_TIMEOUT_S
 
     def audible(self) -> bool:
@@ -195,97 +171,64 @@ class Deck:
         """Fading out (or holding at 0 before a stop or pause)."""
         return self.ramp is not None and self.ramp.end == 0.0
 
-    # --- output --------------------------------------------------------------------------
+    def attach_feed(self) -> None:
+        self.callbacks = feeds.attach(self.engine.vlc, self.player, self.feed)
 
-    def set_output(self, aout: str) -> bool:
-        """Use libvlc output module ``aout``; False if libvlc refuses it."""
-        return bool(self.player.audio_output_set(aout) == 0)
+    def set_volume(self, volume: float) -> None:
+        self.volume = min(max(volume, 0.0), self.max_volume)
 
-    def set_output_device(self, device: str) -> None:
-        self.player.audio_output_device_set(None, device)
-
-    def set_volume(self, volume: float, *, force: bool = False) -> None:
-        volume = min(max(volume, 0.0), self.max_volume)
-        self.volume = volume
-        percent = round(volume)
-        if percent > self.max_volume:
-            percent = math.floor(self.max_volume)
-        # libvlc takes whole percents; a step that rounds to the same one needs no call.
-        if force or percent != self.sent_percent:
-            self.player.audio_set_volume(percent)
-            self.sent_percent = percent
+    def sync_feed(self) -> None:
+        """Hand the deck's level (its volume, or its ramp) to the output."""
+        ramp = self.ramp
+        curve = ramp.curve if ramp is not None and not ramp.holding else None
+        if curve is not None and max(curve.start, curve.end) > self.max_volume:
+            curve = None  # never handed a ramp beyond the cap (the output also holds the cap)
+        self.feed.set_level(self.volume, curve)
 
     # --- opening a track -----------------------------------------------------------------
 
-    def open(self, index: int, fade_in: FadeIn | None) -> None:
-        """Open entry ``index`` behind the quiet equalizer, at volume 0 (`ARMING`); once
-        `arming` says it is heard, `lift` it and fade in as ``fade_in`` says."""
+    def open(self, index: int, fade_in: FadeIn, cue: feeds.Cue = feeds.IMMEDIATE, *, gain: float = 1.0,
+             preset: float = 0.0, duration_s: float | None = None) -> None:
+        """Open entry ``index`` and let libvlc decode it into the feed, to be mixed at
+        ``cue``: from silence, fading in as ``fade_in`` says, or (cued after another track)
+        straight on at the level that track had. ``gain``: the track's loudness gain."""
         instance = self.engine.instance
+        if self.media is not None:
+            self.player.stop()  # nothing of the last track may reach the feed after its reset
         self.release_media()
         self.index = index % len(self.entries)
         self.gen += 1
         entry = self.entry
         stream = pl.is_stream(entry)
-        media = instance.media_new_location(entry) if stream else instance.media_new_path(entry)
-        self.title, self.artist, self.duration_s = title_from(entry), None, None
-        self.position_s, self.position_at, self.sent_percent = 0.0, None, None
+        self.title, self.artist, self.duration_s = title_from(entry), None, duration_s
         self.state = DeckState.ARMING
         self.ramp = None
-        self.fade_in = fade_in
+        self.fade_in, self.cue = fade_in, cue
         self.arm_started = time.monotonic()
         self.volume = 0.0
+        level = min(fade_in.level, self.max_volume)
+        self.feed_gen = self.feed.reset(cue, gain=gain, volume=min(preset, self.max_volume),
+                                        fade_in=(level, fade_in.fade_s, fade_in.shape))
+        if duration_s is not None:
+            self.set_length(duration_s)
+        media = instance.media_new_location(entry) if stream else instance.media_new_path(entry)
         if media is None:
             self._report_error()
             return
         self.media = media
         self.media_events = self._watch(media)
         player = self.player
-        player.set_equalizer(self.engine.quiet_eq)
-        player.audio_set_volume(0)
         player.set_media(media)
         if player.play() != 0:
             self._report_error()
-        player.audio_set_volume(0)
 
-    def arming(self, now: float, *, check_output: bool) -> Arming:
-        """Whether the opening track is heard yet. ``check_output``: also say so when the
-        output takes audio but plays none."""
-        stats = self._stats()
-        if stats is None:
-            return Arming.WAITING
-        if stats.played_abuffers > 0:
-            return Arming.HEARD
-        waited = now - self.arm_started
-        if stats.decoded_audio > 0 and waited > OUTPUT_CHECK_S and check_output:
-            return Arming.OUTPUT_DEAD
-        if waited > self.start_timeout_s:
-            return Arming.TIMED_OUT
-        return Arming.WAITING
+    def set_length(self, seconds: float) -> None:
+        with self.feed.lock:
+            if self.feed.gen == self.feed_gen:
+                self.feed.length_frames = int(seconds * feeds.RATE)
 
-    def lift(self) -> None:
-        """The track is heard: take the quiet equalizer away and play from the top at 0."""
-        # The track's own volume stage exists now: volume 0 sticks, the equalizer can go.
-        self.player.audio_set_volume(0)
-        self.sent_percent, self.position_at = 0, None
-        self.player.set_equalizer(None)
-        if not pl.is_stream(self.entry) and self.player.is_seekable():
-            # Back to the top, so the fade-in starts at the track's first note rather than
-            # wherever the half second of opening got to (the output drops that audio).
-            self.player.set_time(0)
-        self.state = DeckState.PLAYING
-        self.volume = 0.0
-        self.read_meta()
-
-    def played_buffers(self) -> int:
-        stats = self._stats()
-        return int(stats.played_abuffers) if stats is not None else 0
-
-    def _stats(self) -> Any:
-        if self.media is None:
-            return None
-        stats = self.engine.vlc.MediaStats()
-        self.media.get_stats(stats)
-        return stats
+    def decoded_any(self) -> bool:
+        return self.feed.has_audio()
 
     # --- libvlc's events -----------------------------------------------------------------
 
@@ -307,14 +250,12 @@ class Deck:
 
     def outcome(self, event: MediaEvent) -> MediaOutcome | None:
         """What ``event`` means: None if it is about an earlier media or needs nothing
-        more (the track has begun: its meta is read and, while arming, volume 0 set again)."""
+        more (the track has begun: its meta and length are read)."""
         if event.gen != self.gen:
             return None
         states = self.engine.vlc.State
         if event.state == states.Playing.value:
             self.read_meta()
-            if self.state is DeckState.ARMING:
-                self.set_volume(0.0, force=True)
         elif event.state == states.Error.value:
             return MediaOutcome.ERROR
         elif event.state == states.Ended.value:
@@ -332,49 +273,51 @@ class Deck:
         duration_ms = media.get_duration()
         self.title = title or title_from(self.entry)
         self.artist = artist or None
-        self.duration_s = duration_ms / 1000.0 if duration_ms and duration_ms > 0 else None
+        if duration_ms and duration_ms > 0:
+            self.duration_s = duration_ms / 1000.0
+            self.set_length(self.duration_s)
 
     # --- playing -------------------------------------------------------------------------
 
-    def length_and_time_ms(self) -> tuple[int, int]:
-        """The track's length and the play position by libvlc's clock (-1: not known)."""
-        return int(self.player.get_length()), int(self.player.get_time())
+    def position_s(self) -> float:
+        """How far into the track the room is (what has been mixed, exactly)."""
+        return self.feed.position_s()
+
+    def remaining_s(self) -> float | None:
+        if self.duration_s is None:
+            return None
+        return max(0.0, self.duration_s - self.position_s())
 
     def now_playing(self, now: float) -> NowPlaying | None:
-        """What it plays (None: nothing); the position is read from libvlc now and then,
-        and runs on the clock in between."""
+        """What it plays (None: nothing)."""
         if self.media is None or self.state is DeckState.IDLE:
             return None
-        position = self.position_s
-        if self.state is DeckState.PLAYING:
-            if self.position_at is None or now - self.position_at > POSITION_READ_S:
-                ms = self.player.get_time()
-                if ms is not None and ms >= 0:
-                    self.position_s, self.position_at = ms / 1000.0, now
-            if self.position_at is not None:
-                position = self.position_s + (now - self.position_at)
         return NowPlaying(
             title=self.title,
             artist=self.artist,
             file=self.entry,
-            position_s=round(position, 2),
+            position_s=round(self.position_s(), 2),
             duration_s=self.duration_s,
         )
 
     def pause(self) -> None:
+        with self.feed.lock:
+            self.feed.paused = True
         self.player.set_pause(1)
         self.state = DeckState.PAUSED
-        self.position_at = None
 
     def resume(self) -> None:
         self.player.set_pause(0)
+        with self.feed.lock:
+            self.feed.paused = False
         self.state = DeckState.PLAYING
-        self.position_at = None
 
     def stop(self) -> None:
         """Stop now; only for a deck that is silent. Keeps its playlist and place."""
         self.ramp = None
         self.fade_in = None
+        self.cue = None
+        self.feed_gen = self.feed.reset(None)
         if self.media is not None:
             self.player.stop()
             self.release_media()
@@ -382,11 +325,16 @@ class Deck:
         self.volume = 0.0
 
     def finished(self) -> None:
-        """The track played to its end. No stop(): that would drop audio still queued."""
+        """The track's last sample has been mixed."""
         self.state = DeckState.IDLE
         self.ramp = None
         self.fade_in = None
+        self.cue = None
         self.volume = 0.0
+        self.feed_gen = self.feed.reset(None)
+        if self.media is not None:
+            self.player.stop()
+            self.release_media()
 
     def release_media(self) -> None:
         if self.media_events is not None:

@@ -1,15 +1,13 @@
-"""A room's two decks as one instrument: opened together, their volumes moved over time.
+"""A room's two decks as one instrument: opened together, mixed into one output, their
+volumes moved over time.
 
-libvlc has no fades of its own, so every volume change here is a `VolumeRamp` (a
-`roomctl.curves.Ramp`) stepped every `TICK_S` while it runs. Curves: libvlc's gain is
-(volume/100)^3, so a linear ramp of the volume percent is an even-sounding fade (loudness
-in dB follows 60*log10 of the percent). Fades, pauses and volume changes use that. A
-crossfade instead moves each deck's *amplitude* linearly (`Shape.EQUAL_GAIN`: percent =
-cube root), so the two decks' summed power dips at most 3 dB mid-way; linear percent
-ramps on both decks would dip 15 dB.
-
-A fade-out that ends in a stop or a pause holds at 0 for the output's delay
-(`output.output_delay_s`) before it stops, or the end of the fade would be cut off.
+libvlc has no fades of its own, and here it applies no volume at all: each deck decodes
+into its `Feed` and the room's `PcmOut` applies every gain as it mixes, sample by sample.
+A volume change is a `VolumeRamp` (a `roomctl.curves.Ramp`): the output follows its curve
+exactly; the worker steps it every `TICK_S` only to know where it is and when it ends.
+Curves: the heard gain is `curves.volume_gain` (percent/100 squared), so a linear ramp of
+the percent is an even-sounding fade. A crossfade instead moves each deck's *amplitude*
+linearly (`Shape.EQUAL_GAIN`), so the two decks' summed power dips at most 3 dB mid-way.
 
 What plays and when is the transport's business; the mixer runs on the worker thread.
 """
@@ -19,19 +17,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from functools import partial
 
 from roomctl import curves
-from roomctl import playlists as pl
 from roomctl.curves import Shape
 from roomctl.drivers.vlc.deck import Deck, DeckState, Engine, MediaEvent, VolumeRamp
-from roomctl.drivers.vlc.output import OutputChoice, OutputHook, output_delay_s
-from roomctl.drivers.vlc.status import Problems
+from roomctl.drivers.vlc.feed import Feed, Start
+from roomctl.drivers.vlc.output import OutputChoice, OutputHook, make_sink
+from roomctl.drivers.vlc.pcmout import BLOCK_S, OutputStatus, PcmOut
+from roomctl.drivers.vlc.sink import LATENCY_S, Sink
 from roomctl.drivers.vlc.worker import Worker
 
 TICK_S = 0.048  # about 21 volume steps per second while a ramp runs
 MIN_FADE_S = 0.5  # no volume change is ever faster than this
 DECK_LABELS = ("A", "B")
+FADE_HOLD_S = LATENCY_S + 2 * BLOCK_S  # a fade-out's end is heard this long after it is mixed
 
 
 class Mixer:
@@ -42,67 +41,57 @@ class Mixer:
         *,
         worker: Worker,
         log: logging.Logger,
-        problems: Problems,
         output: OutputChoice,
         output_hook: OutputHook | None,
         vlc_args: list[str],
         max_volume: float,
+        ceiling_gain: float,
+        name: str,
     ) -> None:
         self._worker = worker
         self._log = log
-        self._problems = problems
         self._hook = output_hook
         self._vlc_args = vlc_args
         self._max_volume = max_volume
+        self._ceiling_gain = ceiling_gain
+        self._name = name
         self._engine: Engine | None = None
         self.output = output  # read by other threads
         self.decks: list[Deck] = []
+        self.pcm: PcmOut | None = None  # read by other threads
         self._ramp_steps = 0
         self._ramp_seconds = 0.0
         self._last_ramp_tick: float | None = None
 
     # --- opening, output, closing --------------------------------------------------------
 
-    def open(self, notify: Callable[[MediaEvent], None]) -> None:
-        """Start libvlc and both decks (raises `AudioUnavailable`). ``notify`` receives the
-        decks' media events, on libvlc's threads."""
+    def open(self, notify: Callable[[MediaEvent], None], on_start: Callable[[Feed, int, Start], None],
+             on_finish: Callable[[Feed, int], None], on_output: Callable[[], None]) -> None:
+        """Start libvlc, both decks and the output (raises `AudioUnavailable`). ``notify``
+        receives the decks' media events (on libvlc's threads), ``on_start``/``on_finish``
+        the feeds' starts and ends and ``on_output`` changes of the output (on the output
+        thread): each must only enqueue."""
         engine = Engine.open(self._vlc_args)
         self._engine = engine
         for i, label in enumerate(DECK_LABELS):
-            deck = Deck(i, label, engine.new_player(), engine, notify, self._max_volume)
-            if self._hook is not None:
-                self._hook.attach(deck.player, label)
-            else:
-                self._route_output(deck)
-            deck.set_volume(0.0, force=True)
+            feed = Feed(label)
+            feed.on_start, feed.on_finish = on_start, on_finish
+            deck = Deck(i, label, engine.new_player(), engine, notify, self._max_volume, feed)
+            deck.attach_feed()
             self.decks.append(deck)
-        self._log.info("libvlc %s ready, output %s", engine.version, self.output.aout or "system default")
+        sink: Sink = self._hook if self._hook is not None else make_sink(self.output, f"roomctl {self._name}")
+        # The cap holds on every sample: the loudest the cap allows, at the true-peak ceiling.
+        limit = curves.volume_gain(self._max_volume) * self._ceiling_gain
+        self.pcm = PcmOut(sink, [d.feed for d in self.decks], limit=limit, log=self._log, on_status=on_output)
+        self.pcm.start(f"roomctl-output-{self._name}")
+        self._log.info("libvlc %s ready, output %s", engine.version, sink.description)
 
-    def _route_output(self, deck: Deck) -> None:
-        out = self.output
-        if out.aout and not deck.set_output(out.aout):
-            note = f"audio output '{out.aout}' is not available; using the system default"
-            self.output = OutputChoice(None, out.device, note)
-            self._problems.note(note)
-        if self.output.device:
-            deck.set_output_device(self.output.device)
-
-    @property
-    def checks_output(self) -> bool:
-        """Whether an output that takes audio but plays none can be told apart (not for
-        a silent output, nor for a measurement sink)."""
-        return not self.output.silent and not (self._hook is not None and self._hook.measuring)
-
-    def output_plays_nothing(self) -> None:
-        """The output takes audio but plays none: play silently from now on, and say so."""
-        name = f"audio output '{self.output.aout}'" if self.output.aout else "the system's default audio output"
-        note = f"{name} plays nothing (no working sound device?): the music plays silently"
-        self.output = OutputChoice("adummy", None, note, silent=True)
-        self._problems.note(note)
-        for d in self.decks:
-            d.set_output("adummy")
+    def output_status(self) -> OutputStatus | None:
+        return self.pcm.status() if self.pcm is not None else None
 
     def close(self) -> None:
+        if self.pcm is not None:
+            self.pcm.stop()
         for deck in self.decks:
             try:
                 deck.release()
@@ -119,20 +108,21 @@ class Mixer:
     # --- volumes over time ---------------------------------------------------------------
 
     def moving(self) -> bool:
-        """Whether the ticker must run: a ramp moves, or a track opens."""
-        return any(d.state is DeckState.ARMING or (d.ramp is not None and not d.ramp.holding) for d in self.decks)
+        """Whether the ticker must run: a ramp moves."""
+        return any(d.ramp is not None and not d.ramp.holding for d in self.decks)
 
     def settled(self) -> bool:
         """No ramp (not even a hold) and no track opening."""
         return all(d.ramp is None and d.state is not DeckState.ARMING for d in self.decks)
 
-    def tick(self, now: float, check_arming: Callable[[Deck, float], bool]) -> bool:
-        """One step of every ramp; True if a deck changed more than its volume.
-        ``check_arming`` looks at an opening deck first (True: it moved on)."""
+    def sync(self) -> None:
+        for deck in self.decks:
+            deck.sync_feed()
+
+    def tick(self, now: float) -> bool:
+        """One step of every ramp; True if a deck changed more than its volume."""
         changed = ramping = False
         for deck in self.decks:
-            if deck.state is DeckState.ARMING:
-                changed = check_arming(deck, now) or changed
             ramp = deck.ramp
             if ramp is not None and not ramp.holding:
                 ramping = True
@@ -141,15 +131,14 @@ class Mixer:
                     changed = True
                     if ramp.hold_s > 0:
                         ramp.holding = True
-                        self._worker.schedule(ramp.hold_s, partial(self._end_ramp, deck, ramp))
+                        self._worker.schedule(ramp.hold_s, lambda d=deck, r=ramp: self._end_ramp(d, r))
                     else:
                         self._end_ramp(deck, ramp)
-            elif deck.state is DeckState.ARMING:
-                deck.set_volume(0.0, force=True)
         if ramping and self._last_ramp_tick is not None:
             self._ramp_steps += 1
             self._ramp_seconds += now - self._last_ramp_tick
         self._last_ramp_tick = now if ramping else None
+        self.sync()
         return changed
 
     def ticker_stopped(self) -> None:
@@ -163,22 +152,21 @@ class Mixer:
     def _end_ramp(self, deck: Deck, ramp: VolumeRamp) -> None:
         if deck.ramp is ramp:
             deck.ramp = None
+            deck.sync_feed()
             if ramp.then is not None:
                 ramp.then()
 
     def fade_out(self, deck: Deck, seconds: float, then: Callable[[], None], shape: Shape = Shape.LINEAR) -> None:
-        """Fade ``deck`` to 0 over ``seconds`` (at least `MIN_FADE_S`), hold for the output's
-        delay, then run ``then`` (at once if the deck is not heard)."""
+        """Fade ``deck`` to 0 over ``seconds`` (at least `MIN_FADE_S`), hold until the end
+        of the fade is heard, then run ``then`` (at once if the deck is not heard)."""
         if not deck.audible():
             then()
             return
         now = time.monotonic()
         fade = max(MIN_FADE_S, seconds)
-        # libvlc applies the volume as audio is handed to the output, which plays it a
-        # caching delay later: stopping or pausing at once would cut the fade short.
-        hold = output_delay_s(self._vlc_args, stream=pl.is_stream(deck.entry))
         ramp = deck.ramp
-        if ramp is not None and ramp.end == 0.0 and ramp.curve.end_t + ramp.hold_s <= now + fade + hold:
+        if ramp is not None and ramp.end == 0.0 and ramp.curve.end_t + ramp.hold_s <= now + fade + FADE_HOLD_S:
             ramp.then = then  # already fading out, and sooner: just do this afterwards
             return
-        deck.ramp = VolumeRamp(curves.Ramp(deck.volume, 0.0, now, fade, shape), then, hold)
+        deck.ramp = VolumeRamp(curves.Ramp(deck.volume, 0.0, now, fade, shape), then, FADE_HOLD_S)
+        deck.sync_feed()

@@ -1,36 +1,32 @@
 """Loading libvlc and choosing where the sound goes.
 
 `vlc_available` says whether libvlc loads and starts here; `choose_output` picks the
-output module (the configured one, else the system's default, else libvlc's dummy output
-on a machine with no working output, which `health` then says). An `OutputHook` replaces
-the output altogether, for example a test's PCM capture.
-
-Timing: libvlc applies the volume as audio is handed to the output, which plays it about
-the caching delay + 150 ms later (`output_delay_s`). So a fade-out that ends in a stop or
-a pause holds at 0 for that long before stopping, or the end of the fade would be cut off.
+output (the configured one, else PulseAudio/PipeWire when a server is there, else ALSA
+when a card or a configured default is, else silence on a machine with no working output,
+which `health` then says) and `make_sink` opens it as the room's one `sink.Sink`. libvlc
+itself only decodes (`feed`); an `OutputHook` (for example a test's PCM capture) takes the
+place of the sink altogether.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Protocol
+
+from roomctl.drivers.vlc.sink import AlsaSink, PulseSink, SilentSink, Sink, pulse_reachable
 
 DEFAULT_VLC_ARGS: tuple[str, ...] = (
     "--no-video",
     "--quiet",
-    # Local files need little read-ahead, and less of it means volume changes are heard
-    # sooner (libvlc's default of 1 s would delay every fade and pause by a second).
+    # Local files need little read-ahead (the volume is applied as the audio is mixed, so
+    # the read-ahead delays no fade; less of it keeps libvlc's buffers small).
     "--file-caching=300",
     "--network-caching=1500",
     "--no-metadata-network-access",
 )
-OUTPUT_MARGIN_S = 0.25  # audio handed to the output is heard about caching + 150 ms later
 
 
 class AudioUnavailable(RuntimeError):
@@ -61,46 +57,30 @@ def vlc_available() -> tuple[bool, str]:
     return True, f"libvlc {version}"
 
 
-class OutputHook(Protocol):
-    """Takes over where both decks' sound goes, instead of a speaker (e.g. a PCM capture
-    for measuring). The driver calls `attach` on its worker thread, once per deck, before
-    the deck first plays; it typically installs libvlc's audio callbacks (the ``amem``
-    output)."""
-
-    @property
-    def description(self) -> str:
-        """What the room's output is, said in `health` (e.g. "capturing PCM for measurement")."""
-        ...
+class OutputHook(Sink, Protocol):
+    """Takes the place of the room's output (e.g. a PCM capture for measuring): a `Sink`
+    that also says whether it is a measurement rather than a speaker."""
 
     @property
     def measuring(self) -> bool:
-        """A measurement sink rather than a speaker: the check for an output that takes
-        audio but plays none does not apply to it."""
-        ...
-
-    def attach(self, player: Any, deck: str) -> None:
-        """Route ``player``'s audio (deck ``deck``, "A" or "B") into this hook."""
+        """A measurement sink rather than a speaker."""
         ...
 
 
 @dataclass(frozen=True)
 class OutputChoice:
-    aout: str | None  # libvlc output module; None: libvlc's own order (pulse, then alsa)
+    aout: str | None  # "pulse", "alsa", "adummy" (nothing), or "hook" (an `OutputHook`)
     device: str | None
     note: str | None = None  # said in health(): why this is not what was asked for
     silent: bool = False  # nothing reaches a speaker
 
 
 def hooked_output(hook: OutputHook) -> OutputChoice:
-    """The output of a room whose sound goes to ``hook`` (through libvlc's callbacks)."""
-    return OutputChoice("amem", None, hook.description)
+    """The output of a room whose sound goes to ``hook``."""
+    return OutputChoice("hook", None, hook.description)
 
 
-def _pulse_reachable() -> bool:
-    if os.environ.get("PULSE_SERVER"):
-        return True
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
-    return any(Path(p).exists() for p in (f"{runtime}/pulse/native", "/run/pulse/native"))
+SILENT_NOTE = "no audio output found (no PulseAudio/PipeWire server, no ALSA sound card): the music plays silently"
 
 
 def _alsa_usable() -> bool:
@@ -114,6 +94,9 @@ def _alsa_usable() -> bool:
     return Path("/etc/asound.conf").exists() or Path("~/.asoundrc").expanduser().exists()
 
 
+KNOWN_OUTPUTS = ("pulse", "alsa", "adummy")
+
+
 def choose_output(
     aout: str | None,
     device: str | None,
@@ -121,29 +104,30 @@ def choose_output(
     pulse: bool | None = None,
     alsa: bool | None = None,
 ) -> OutputChoice:
-    """The output to use: the configured one, else the system's default when a sound
-    server or card is there, else libvlc's dummy output (playing silently, and saying so)."""
-    if aout:
+    """The output to use: the configured one ("pulse", "alsa", or "adummy" for none), else
+    PulseAudio/PipeWire when a server is there, else ALSA when a card is, else silence
+    (playing in time to nothing, and saying so)."""
+    note = None
+    if aout in KNOWN_OUTPUTS:
+        if aout == "adummy":
+            return OutputChoice("adummy", None, "audio output 'adummy' is configured: the music plays silently",
+                                silent=True)
         return OutputChoice(aout, device)
-    has_pulse = _pulse_reachable() if pulse is None else pulse
+    if aout:
+        note = f"audio output '{aout}' is not supported (use pulse or alsa); using the system default"
+    has_pulse = pulse_reachable() if pulse is None else pulse
     has_alsa = _alsa_usable() if alsa is None else alsa
-    if has_pulse or has_alsa:
-        return OutputChoice(None, device)
-    return OutputChoice(
-        "adummy",
-        None,
-        "no audio output found (no PulseAudio/PipeWire server, no ALSA sound card): the music plays silently",
-        silent=True,
-    )
+    if has_pulse:
+        return OutputChoice("pulse", device, note)
+    if has_alsa:
+        return OutputChoice("alsa", device, note)
+    return OutputChoice("adummy", None, SILENT_NOTE if note is None else f"{note}; {SILENT_NOTE}", silent=True)
 
 
-def output_delay_s(vlc_args: Sequence[str], *, stream: bool) -> float:
-    """How long after libvlc hands audio to the output it is heard: the caching delay
-    libvlc was started with (for a stream or a file) plus a margin."""
-    option = "--network-caching=" if stream else "--file-caching="
-    caching_ms = 1000.0  # libvlc's default
-    for arg in vlc_args:
-        if arg.startswith(option):
-            with contextlib.suppress(ValueError):
-                caching_ms = float(arg.removeprefix(option))
-    return caching_ms / 1000.0 + OUTPUT_MARGIN_S
+def make_sink(choice: OutputChoice, name: str = "roomctl") -> Sink:
+    """The room's sink for ``choice`` (opened later, by the output thread)."""
+    if choice.aout == "pulse":
+        return PulseSink(choice.device, name=name)
+    if choice.aout == "alsa":
+        return AlsaSink(choice.device)
+    return SilentSink(choice.note or "no audio output")

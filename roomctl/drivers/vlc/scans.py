@@ -7,6 +7,10 @@ cannot keep roomctl from stopping) and the worker only reads their last result. 
 makes sure a playlist has been scanned before it hands the command to the worker (behind the
 runner's gate, with its time limit); at a loop the worker asks for a fresh scan and goes on
 with what it has.
+
+Each scan hands its files to the room's `TrackChecks`, which probes them (does the file
+decode?) and finds their loudness in the background; a file found broken is left out of
+what the worker plays (`playable`), so it costs no playback time.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from roomctl import playlists as pl
+from roomctl.drivers.tracks import TrackChecks
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,12 @@ class PlaylistScans:
     ``scan`` reads one playlist (`roomctl.playlists.scan`); tests put a slow one in its place
     to play a share that does not answer."""
 
-    def __init__(self, playlists: Mapping[str, pl.PlaylistSpec], log: logging.Logger) -> None:
+    def __init__(self, playlists: Mapping[str, pl.PlaylistSpec], log: logging.Logger,
+                 tracks: TrackChecks | None = None) -> None:
         self.scan: Callable[[pl.PlaylistSpec], tuple[list[str], list[str]]] = pl.scan
         self._playlists = playlists
         self._log = log
+        self.tracks = tracks if tracks is not None else TrackChecks(None, log, loudness=False)
         self._lock = threading.Lock()
         self._done: dict[str, Scan] = {}
         self._running: dict[str, concurrent.futures.Future[Scan]] = {}
@@ -68,4 +75,47 @@ class PlaylistScans:
         with self._lock:
             self._done[name] = result
             self._running.pop(name, None)
+        self.tracks.check(result.entries)
         future.set_result(result)
+
+    # --- what the checks found (any thread; never waits) ------------------------------------
+
+    def playable(self, name: str, scan: Scan | None = None) -> tuple[str, ...]:
+        """The scan's entries less the files found broken."""
+        scan = scan if scan is not None else self.last(name)
+        if scan is None:
+            return ()
+        kept = []
+        for entry in scan.entries:
+            state = self.tracks.state(entry)
+            if state is None or state.problem is None:
+                kept.append(entry)
+        return tuple(kept)
+
+    def broken(self, name: str) -> list[str]:
+        """"<file>: <why>" for each file of the playlist found broken."""
+        scan = self.last(name)
+        out = []
+        for entry in scan.entries if scan is not None else ():
+            state = self.tracks.state(entry)
+            if state is not None and state.problem is not None:
+                out.append(f"{entry}: {state.problem}")
+        return out
+
+    def measured(self, name: str) -> tuple[int, int]:
+        """(files whose loudness is known, files) of the playlist's playable files."""
+        entries = [e for e in self.playable(name) if not pl.is_stream(e)]
+        known = 0
+        for entry in entries:
+            state = self.tracks.state(entry)
+            if state is not None and state.loudness is not None:
+                known += 1
+        return known, len(entries)
+
+    def duration(self, entry: str) -> float | None:
+        state = self.tracks.state(entry)
+        return state.duration_s if state is not None else None
+
+    def mark_broken(self, entry: str, reason: str) -> None:
+        if not pl.is_stream(entry):
+            self.tracks.mark_broken(entry, reason)

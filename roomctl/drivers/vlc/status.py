@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from roomctl import curves
 from roomctl.drivers.vlc.output import OutputChoice
+from roomctl.drivers.vlc.pcmout import OutputStatus
 from roomctl.room import AudioSnapshot, DriverHealth
 
 SKIP_MEMORY_S = 15 * 60.0  # skipped files are mentioned in health() this long
@@ -58,14 +59,21 @@ class Problems:
         if skipped:
             self._skips.append((time.monotonic(), message))
 
-    def health(self, now: float, output: OutputChoice, dead: str | None) -> DriverHealth:
-        """``dead``: why the wanted playlist plays nothing, if it does not."""
+    def health(self, now: float, output: OutputChoice, status: OutputStatus | None, dead: str | None,
+               playing: str | None) -> DriverHealth:
+        """``status``: the output stream's; ``dead``: why the wanted playlist plays nothing,
+        if it does not; ``playing``: what is heard ("playing 'x' from 'y'")."""
         if output.silent:
             return DriverHealth(False, output.note)
+        if status is not None and not status.ok:
+            detail = status.detail or "the audio output is not working"
+            return DriverHealth(False, f"{detail}; the music goes on silently until it is back"
+                                if playing else detail)
         if dead is not None:
             return DriverHealth(False, dead)
         recent = [m for t, m in self._skips if now - t < SKIP_MEMORY_S]
+        parts = [p for p in (playing, output.note) if p]
         if recent:
             minutes = round(SKIP_MEMORY_S / 60)
-            return DriverHealth(True, f"{len(recent)} skipped in the last {minutes} min; last: {recent[-1]}")
-        return DriverHealth(True, output.note)
+            parts.append(f"{len(recent)} skipped in the last {minutes} min; last: {recent[-1]}")
+        return DriverHealth(True, "; ".join(parts) or None)

@@ -1,22 +1,27 @@
 """The room's music policy: which deck plays what, and how the music moves between them.
 
-A playlist change opens the new playlist on the other deck and crossfades; half a second
-before a track ends the next one opens on the other deck, so the ending track's tail plays
-out; a skip is a short crossfade; a pause fades out and a resume fades back in. A file
-that will not play is skipped; a playlist with nothing playable keeps the music that was
-playing, or goes silent and is retried with back-off. The decks and their ramps are the
-`Mixer`'s; the policy only says which ramp, on which deck, and what follows it.
+A playlist change opens the new playlist on the other deck and crossfades. Within a phase,
+the next track is opened on the other deck `PREPARE_S` (plus the room's track crossfade)
+before the current one ends, by the track's known length, and cued to follow it: its first
+sample comes right after the last one of the current track (``track_crossfade_s`` 0:
+gapless), or that many seconds before it, crossfading. The same at a playlist's loop. A
+file that will not play is skipped while the current track still plays, so it costs no
+playback time; a track that breaks while playing ends there and the prepared one follows.
+A skip is a short crossfade; a pause fades out and a resume fades back in. A playlist with
+nothing playable keeps the music that was playing, or goes silent and is retried with
+back-off. The decks and their ramps are the `Mixer`'s, the mixing the output's; the policy
+only says which ramp, on which deck, and what follows it.
 
 Threads: the `Transport` is the worker's `Job`: every method runs on the worker thread,
-libvlc's events included (the decks' callbacks post them). Other threads read only
-`published` and `output`.
+libvlc's events and the output's starts and ends included (their callbacks post them).
+Other threads read only `published` and `output`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -24,8 +29,6 @@ from typing import Literal
 from roomctl import playlists as pl
 from roomctl.curves import Shape
 from roomctl.drivers.vlc.deck import (
-    POSITION_READ_S,
-    Arming,
     Deck,
     DeckState,
     FadeIn,
@@ -33,6 +36,7 @@ from roomctl.drivers.vlc.deck import (
     MediaOutcome,
     VolumeRamp,
 )
+from roomctl.drivers.vlc.feed import IMMEDIATE, Cue, Feed, Start
 from roomctl.drivers.vlc.mixer import MIN_FADE_S, Mixer
 from roomctl.drivers.vlc.output import AudioUnavailable, OutputChoice, OutputHook
 from roomctl.drivers.vlc.scans import PlaylistScans
@@ -41,7 +45,8 @@ from roomctl.drivers.vlc.worker import Worker
 from roomctl.room import AudioSnapshot, DriverHealth, MusicTarget, NowPlaying
 
 QUICK_FADE_S = 0.5  # a deck still fading out, hurried to make room for the next change
-PRELOAD_S = 0.5  # open the next track this long (by libvlc's clock) before the end
+PREPARE_S = 4.0  # open the next track this long (plus the track crossfade) before the end
+PUBLISH_EVERY_S = 1.0  # the position is published this often while nothing else changes
 
 
 @dataclass
@@ -58,17 +63,20 @@ class _Switch:
 
 @dataclass(frozen=True)
 class Fades:
-    """Seconds of the fades the room makes on its own (each at least `MIN_FADE_S`)."""
+    """Seconds of the fades the room makes on its own (each at least `MIN_FADE_S`, but the
+    track crossfade, where 0 means gapless)."""
 
     track_fade_in_s: float
     pause_fade_s: float
     skip_crossfade_s: float
     close_fade_s: float
+    track_crossfade_s: float = 0.0
 
 
 class Transport:
     """One room's music (the worker's `Job`). Commands (`apply`, `skip`, `begin_close`)
-    are submitted to ``worker``."""
+    are submitted to ``worker``. ``gain_of`` says a file's loudness gain (linear; it must
+    not wait: `scans` measures in the background)."""
 
     def __init__(
         self,
@@ -82,6 +90,9 @@ class Transport:
         vlc_args: list[str],
         max_volume: float,
         fades: Fades,
+        gain_of: Callable[[str], float] = lambda _entry: 1.0,
+        ceiling_gain: float = 1.0,
+        name: str = "room",
     ) -> None:
         self._playlists = playlists
         self._scans = scans
@@ -89,15 +100,17 @@ class Transport:
         self._worker = worker
         self._max_volume = max_volume
         self._fades = fades
+        self._gain_of = gain_of
         self._problems = Problems(log)
         self._mixer = Mixer(
             worker=worker,
             log=log,
-            problems=self._problems,
             output=output,
             output_hook=output_hook,
             vlc_args=vlc_args,
             max_volume=max_volume,
+            ceiling_gain=ceiling_gain,
+            name=name,
         )
         self._active: Deck | None = None
         self._want_playlist: str | None = None
@@ -125,6 +138,10 @@ class Transport:
     def output(self) -> OutputChoice:
         return self._mixer.output
 
+    @property
+    def mixer(self) -> Mixer:
+        return self._mixer
+
     def fade_steps_per_s(self) -> float | None:
         return self._mixer.fade_steps_per_s()
 
@@ -132,7 +149,7 @@ class Transport:
 
     def open(self) -> None:
         try:
-            self._mixer.open(self._post_media_event)
+            self._mixer.open(self._post_media_event, self._post_start, self._post_finish, self._post_output)
         except Exception as exc:
             self._log.exception("libvlc did not start")
             if isinstance(exc, AudioUnavailable):
@@ -146,7 +163,7 @@ class Transport:
         return self._mixer.moving()
 
     def tick(self, now: float) -> bool:
-        return self._mixer.tick(now, self._check_armed)
+        return self._mixer.tick(now)
 
     def ticker_stopped(self) -> None:
         self._mixer.ticker_stopped()
@@ -157,7 +174,9 @@ class Transport:
     def publish(self, now: float, changed: bool) -> None:
         # Mid-ramp volumes need no publishing (readers evaluate the ramp); the rest
         # is published when it changes, and the position now and then.
-        if changed or now - self._published_at >= POSITION_READ_S:
+        if changed:
+            self._mixer.sync()
+        if changed or now - self._published_at >= PUBLISH_EVERY_S:
             self._publish(now)
 
     def failed(self, exc: Exception) -> None:
@@ -175,42 +194,74 @@ class Transport:
         if act is not None:
             now_playing = act.now_playing(now)
             running = now_playing is not None and act.state is DeckState.PLAYING
-        sounding = [d for d in self._decks if d.state in (DeckState.PLAYING, DeckState.ARMING)]
+        sounding = [d for d in self._decks if d.state is DeckState.PLAYING]
         snapshot = AudioSnapshot(
             playlist=act.playlist if act is not None and act.state is not DeckState.IDLE else None,
             volume=0.0,
-            playing=self._playing and bool(sounding),
+            playing=self._playing and any(d.state in (DeckState.PLAYING, DeckState.ARMING) for d in self._decks),
             now_playing=now_playing,
             problems=tuple(self._problems.recent),
         )
         levels = tuple((d.volume, d.ramp.curve if d.ramp is not None else None) for d in sounding)
-        health = self._problems.health(now, self._mixer.output, self._dead)
+        playing = None
+        if act is not None and act.state is DeckState.PLAYING and now_playing is not None:
+            playing = f"playing '{now_playing.title}' from '{act.playlist}'"
+        health = self._problems.health(now, self._mixer.output, self._mixer.output_status(), self._dead, playing)
         self.published = Published(snapshot, health, now, running, levels)
         self._published_at = now
 
-    # --- libvlc's events (posted by the decks' callbacks) ---------------------------------
+    # --- libvlc's events and the output's (posted by their callbacks) ---------------------
 
     def _post_media_event(self, event: MediaEvent) -> None:
         # Runs on a libvlc thread: enqueue and nothing else.
         self._worker.post(partial(self._on_event, event))
 
+    def _post_start(self, feed: Feed, gen: int, start: Start) -> None:
+        # Runs on the output thread: enqueue and nothing else.
+        self._worker.post(partial(self._on_start, feed, gen, start))
+
+    def _post_finish(self, feed: Feed, gen: int) -> None:
+        self._worker.post(partial(self._on_finish, feed, gen))
+
+    def _post_output(self) -> None:
+        self._worker.post(lambda: None)  # a wake-up: health is published again
+
+    def _deck_of(self, feed: Feed) -> Deck | None:
+        return next((d for d in self._decks if d.feed is feed), None)
+
     def _on_event(self, event: MediaEvent) -> None:
         deck = self._decks[event.deck]
         outcome = deck.outcome(event)
+        if outcome is None and deck.state is DeckState.PLAYING and deck is self._active and deck.plan == 0:
+            self._plan_next(deck)  # the track's length is known now
         if outcome is MediaOutcome.ERROR:
-            if deck.state is DeckState.ARMING:
+            if deck.state is DeckState.ARMING and not deck.decoded_any():
                 self._entry_failed(deck, "cannot be opened (missing, unreadable or not audio)")
-            elif deck.state is DeckState.PLAYING:
+            else:
+                # It broke while playing: it ends here, and what was prepared follows it.
                 self._problem(f"{deck.entry} stopped with an error", skipped=True)
-                self._track_ended(deck)
+                deck.feed.end()
         elif outcome is MediaOutcome.ENDED:
-            if deck.state is DeckState.ARMING:
-                if deck.played_buffers() == 0:
-                    self._entry_failed(deck, "unreadable or corrupt (no sound in it)")
-                    return
-                self._armed(deck, time.monotonic())
-            if deck.state is DeckState.PLAYING:
-                self._track_ended(deck)
+            if deck.state is DeckState.ARMING and not deck.decoded_any():
+                self._entry_failed(deck, "unreadable or corrupt (no sound in it)")
+                return
+            deck.feed.end()  # the output plays out what is queued, then says it finished
+
+    def _on_start(self, feed: Feed, gen: int, start: Start) -> None:
+        deck = self._deck_of(feed)
+        if deck is None or gen != deck.feed_gen or deck.state is not DeckState.ARMING:
+            feed.adopted()
+            return
+        self._armed(deck, start)
+
+    def _on_finish(self, feed: Feed, gen: int) -> None:
+        deck = self._deck_of(feed)
+        if deck is None or gen != deck.feed_gen:
+            return
+        if deck.state is DeckState.ARMING:
+            # It ended before its cue came (a track shorter than the one before it began).
+            deck.feed.adopted()
+        self._track_ended(deck)
 
     # --- starting tracks -----------------------------------------------------------------
 
@@ -226,64 +277,85 @@ class Transport:
         if not quiet:
             for p in scan.problems:
                 self._problem(f"playlist '{playlist}': {p}", skipped=True)
-        return list(scan.entries)
+        return list(self._scans.playable(playlist, scan))
 
-    def _start(self, deck: Deck, playlist: str, entries: list[str], index: int, fade_in: FadeIn) -> None:
+    def _start(self, deck: Deck, playlist: str, entries: list[str], index: int, fade_in: FadeIn,
+               cue: Cue = IMMEDIATE, preset: float = 0.0) -> None:
         deck.playlist = playlist
         deck.entries = list(entries)
         deck.fail_streak = 0
-        deck.open(index, fade_in)
+        self._open(deck, index, fade_in, cue, preset)
 
-    def _check_armed(self, deck: Deck, now: float) -> bool:
-        """Whether the track is heard yet; True if the deck moved on (armed or given up)."""
-        arming = deck.arming(now, check_output=self._mixer.checks_output)
-        if arming is Arming.HEARD:
-            self._armed(deck, now)
-        elif arming is Arming.OUTPUT_DEAD:
-            self._output_failed(deck)
-        elif arming is Arming.TIMED_OUT:
+    def _open(self, deck: Deck, index: int, fade_in: FadeIn, cue: Cue, preset: float) -> None:
+        entry = deck.entries[index % len(deck.entries)]
+        deck.plan = 0
+        deck.open(index, fade_in, cue, gain=self._gain_of(entry), preset=preset,
+                  duration_s=self._scans.duration(entry))
+        self._worker.schedule(deck.start_timeout_s, partial(self._check_opening, deck, deck.gen))
+
+    def _check_opening(self, deck: Deck, gen: int) -> None:
+        if deck.gen == gen and deck.state is DeckState.ARMING and not deck.decoded_any():
             self._entry_failed(deck, f"no sound after {deck.start_timeout_s:g} s")
-        else:
-            return False
-        return True
 
-    def _armed(self, deck: Deck, now: float) -> None:
-        deck.lift()
+    def _armed(self, deck: Deck, start: Start) -> None:
+        """The output has begun to mix the deck's track: adopt the ramps it began with."""
+        now = time.monotonic()
+        other = self._mixer.other(deck)
+        followed = deck.cue is not None and deck.cue.after is not None
+        deck.state = DeckState.PLAYING
         deck.fail_streak = 0
+        deck.ramp = VolumeRamp(start.ramp) if start.ramp is not None and not start.ramp.done(now) else None
+        deck.set_volume(start.ramp.value_at(now) if start.ramp is not None else start.volume)
+        if start.other_ramp is not None and other.state is DeckState.PLAYING:
+            other.ramp = VolumeRamp(start.other_ramp)  # it fades out as it ends
+            other.set_volume(start.other_ramp.value_at(now))
+        deck.feed.adopted()
+        other.feed.adopted()
+        if followed and (self._active is None or self._active is other):
+            self._active = deck  # the next track, on cue
         if deck is self._active:
             self._dead = None
             self._retries = 0
         self._log.info("deck %s playing %s", deck.label, deck.entry)
+        fade_in, deck.fade_in, deck.cue = deck.fade_in, None, None
+        if deck is self._active and abs((deck.ramp.end if deck.ramp else deck.volume) - self._level) > 0.5:
+            self._change_level(deck, self._level, self._last_target.ramp_s)  # changed while it opened
         self._plan_next(deck)
-        fade_in, deck.fade_in = deck.fade_in, None
-        if fade_in is not None:
-            deck.ramp = VolumeRamp.between(0.0, fade_in.level, now, fade_in.fade_s, fade_in.shape)
-            if fade_in.on_armed is not None:
-                fade_in.on_armed()
+        if fade_in is not None and fade_in.on_armed is not None and not followed:
+            fade_in.on_armed()
 
     def _entry_failed(self, deck: Deck, reason: str) -> None:
         self._problem(f"skipped {deck.entry}: {reason}", skipped=True)
+        self._scans.mark_broken(deck.entry, reason)
         deck.fail_streak += 1
         if deck.fail_streak >= len(deck.entries):
             self._playlist_dead(deck)
             return
-        deck.open(deck.index + 1, deck.fade_in or self._track_fade_in())
+        fade_in = deck.fade_in or self._track_fade_in()
+        cue = deck.cue or IMMEDIATE
+        self._open(deck, deck.index + 1, fade_in, cue, self._level if cue.after is not None else 0.0)
 
     def _playlist_dead(self, deck: Deck) -> None:
         name = deck.playlist or "?"
         was_active = deck is self._active
+        other = self._mixer.other(deck)
+        following = deck.cue is not None and deck.cue.after is not None
         deck.stop()
+        if following and other.state is DeckState.PLAYING and other.playlist == name:
+            # Preparing the next track: every other file failed; the one playing is the last.
+            self._problem(f"no other file of playlist '{name}' could be played")
+            self._dead = f"no other file of playlist '{name}' could be played; '{other.title}' plays on"
+            return
         message = f"nothing in playlist '{name}' could be played"
         self._problem(message)
         if not was_active:
             return
-        other = self._mixer.other(deck)
         if other.state is DeckState.PLAYING:
             # The crossfade never began: the music that was playing goes on.
             self._active = other
             if abs(other.volume - self._level) > 0.5 or other.ramp is not None:
                 other.ramp = VolumeRamp.between(other.volume, self._level, time.monotonic(), self._fades.pause_fade_s)
-            self._dead = f"{message}; still playing '{other.playlist}'"
+            self._dead = f"{message}; still playing '{other.title}' from '{other.playlist}'"
         else:
             self._dead = f"{message}; the music is silent"
         self._retry_later(name)
@@ -303,10 +375,6 @@ class Transport:
         t = self._last_target
         self._switch(name, None, self._level, t.crossfade_s, t.fade_in_s)
 
-    def _output_failed(self, deck: Deck) -> None:
-        self._mixer.output_plays_nothing()
-        deck.open(deck.index, deck.fade_in)
-
     # --- ends of tracks ------------------------------------------------------------------
 
     def _track_fade_in(self) -> FadeIn:
@@ -323,46 +391,54 @@ class Transport:
         return self._entries(deck.playlist or "", quiet=True) or deck.entries, 0
 
     def _plan_next(self, deck: Deck) -> None:
-        """Schedule the next track to open on the other deck just before this one ends,
-        so it is heard as this one finishes (opening a track takes about half a second)."""
-        length_ms, time_ms = deck.length_and_time_ms()
-        if not length_ms or length_ms <= 0:
+        """Schedule the next track to be prepared on the other deck, cued to follow this one,
+        `PREPARE_S` (plus the track crossfade) before this one ends."""
+        remaining = deck.remaining_s()
+        if remaining is None or pl.is_stream(deck.entry):
             return
-        remaining = (length_ms - max(0, time_ms or 0)) / 1000.0
         deck.plan += 1
-        self._worker.schedule(max(0.0, remaining - PRELOAD_S), partial(self._preload, deck, deck.plan))
+        lead = PREPARE_S + self._fades.track_crossfade_s
+        self._worker.schedule(max(0.0, remaining - lead), partial(self._prepare, deck, deck.plan))
 
-    def _preload(self, deck: Deck, plan: int) -> None:
+    def _prepare(self, deck: Deck, plan: int) -> None:
         if plan != deck.plan or deck is not self._active or deck.state is not DeckState.PLAYING:
             return
         if not self._playing or self._closing:
             return
-        length_ms, time_ms = deck.length_and_time_ms()
-        remaining = (length_ms - time_ms) / 1000.0
-        if remaining > PRELOAD_S + 0.25:
-            self._plan_next(deck)
+        remaining = deck.remaining_s()
+        lead = PREPARE_S + self._fades.track_crossfade_s
+        if remaining is not None and remaining > lead + 0.5:
+            self._plan_next(deck)  # it was paused for a while
             return
         other = self._mixer.other(deck)
         if other.state is not DeckState.IDLE:
             return  # busy with a crossfade; the end of this track starts the next one
         entries, index = self._next_entry(deck)
-        self._start(other, deck.playlist or "", entries, index, self._track_fade_in())
-        self._active = other
+        cue = Cue(after=deck.feed, overlap_s=self._fades.track_crossfade_s)
+        self._start(other, deck.playlist or "", entries, index, self._track_fade_in(), cue, preset=self._level)
 
     def _track_ended(self, deck: Deck) -> None:
+        other = self._mixer.other(deck)
         if deck is not self._active or not self._playing or self._closing:
             deck.finished()
             return
+        if other.state in (DeckState.ARMING, DeckState.PLAYING) and other.playlist == deck.playlist and (
+            other.state is DeckState.PLAYING or (other.cue is not None and other.cue.after is deck.feed)
+        ):
+            # The next track is cued (or already on): it follows by itself.
+            deck.finished()
+            self._active = other
+            return
         entries, index = self._next_entry(deck)
         fade_in = self._track_fade_in()
-        other = self._mixer.other(deck)
         if other.state is DeckState.IDLE:
             deck.finished()
             self._start(other, deck.playlist or "", entries, index, fade_in)
             self._active = other
         else:
+            deck.finished()
             deck.entries = list(entries)
-            deck.open(index, fade_in)
+            self._open(deck, index, fade_in, IMMEDIATE, 0.0)
 
     # --- commands ------------------------------------------------------------------------
 
@@ -442,7 +518,7 @@ class Transport:
                 self._dead = f"{message}; the music is silent"
                 self._retry_later(playlist)
             else:
-                self._dead = f"{message}; still playing '{old.playlist}'"
+                self._dead = f"{message}; still playing '{old.title}' from '{old.playlist}'"
             return
         start = 0 if index is None else index % len(entries)
         # Crossfade from the music that is heard and staying; a deck already fading out
@@ -451,6 +527,9 @@ class Transport:
         outgoing = old if old in staying else (staying[0] if staying else None)
         if old is not None and not old.audible():
             old.stop()  # silent: paused, opening or idle
+        for d in self._decks:
+            if d.state is DeckState.ARMING:
+                d.stop()  # a next track prepared for the music that is leaving
         if outgoing is not None:
             target = self._mixer.other(outgoing)
             fade = max(MIN_FADE_S, crossfade_s)
@@ -504,7 +583,7 @@ class Transport:
         elif act.state is DeckState.PLAYING:
             act.ramp = VolumeRamp.between(act.volume, level, now, self._fades.pause_fade_s)
         elif act.state is DeckState.ARMING and act.fade_in is not None:
-            act.fade_in.level = level
+            self._retarget(act, level)
         elif act.playlist is not None:
             entries = act.entries or self._entries(act.playlist)
             if entries:
@@ -512,9 +591,24 @@ class Transport:
             else:
                 self._switch(act.playlist, None, level, target.crossfade_s, target.fade_in_s)
 
+    def _retarget(self, deck: Deck, level: float) -> None:
+        """A deck still opening comes in at ``level`` instead."""
+        level = self._cap(level)
+        if deck.fade_in is not None:
+            deck.fade_in.level = level
+        with deck.feed.lock:
+            if deck.feed.fade_in is not None:
+                _, seconds, shape = deck.feed.fade_in
+                deck.feed.fade_in = (level, seconds, shape)
+            if not deck.feed.mixing:
+                deck.feed.volume = level if deck.cue is not None and deck.cue.after is not None else 0.0
+
     def _change_level(self, act: Deck, level: float, ramp_s: float) -> None:
-        if act.state is DeckState.ARMING and act.fade_in is not None:
-            act.fade_in.level = level
+        other = self._mixer.other(act)
+        if other.state is DeckState.ARMING and other.cue is not None and other.cue.after is act.feed:
+            self._retarget(other, level)  # the next track follows at the new level
+        if act.state is DeckState.ARMING:
+            self._retarget(act, level)
             return
         if act.state is not DeckState.PLAYING:
             return
@@ -541,7 +635,7 @@ class Transport:
             act.index = index % len(act.entries)
             return
         if act.state is DeckState.ARMING:
-            act.open(index, act.fade_in or self._track_fade_in())
+            self._open(act, index, act.fade_in or self._track_fade_in(), IMMEDIATE, 0.0)
             return
         self._switch(act.playlist, index, self._level, self._fades.skip_crossfade_s, self._fades.track_fade_in_s,
                      act.entries)
