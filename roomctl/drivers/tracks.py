@@ -201,6 +201,17 @@ class TrackState:
     checked: bool  # probed
 
 
+def _end(child: subprocess.Popen[str]) -> None:
+    """Stop the checking process and close its pipes."""
+    with contextlib.suppress(OSError):
+        child.kill()
+    child.wait()
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
 def _key(path: str) -> str | None:
     try:
         st = os.stat(path)
@@ -288,8 +299,7 @@ class TrackChecks:
             self._lock.notify_all()
             child, self._child = self._child, None
         if child is not None:
-            child.kill()
-            child.wait()
+            _end(child)
 
     # --- the checking thread ------------------------------------------------------------
 
@@ -356,11 +366,11 @@ class TrackChecks:
         deadline = time.monotonic() + CHECK_TIME_LIMIT_S
         while not select.select([child.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]:
             if time.monotonic() >= deadline:
-                child.kill()
+                _end(child)
                 raise TimeoutError(f"checking took longer than {CHECK_TIME_LIMIT_S:g} s")
         line = child.stdout.readline()
         if not line:
-            child.wait()
+            _end(child)
             raise ChildProcessError("it crashed the decoder")
         answer = json.loads(line)
         loud = answer.get("loudness")

@@ -412,7 +412,9 @@ class Transport:
             return
         other = self._mixer.other(deck)
         if other.state is not DeckState.IDLE:
-            return  # busy with a crossfade; the end of this track starts the next one
+            # Still busy (the last track fading out under this one): look again shortly.
+            self._worker.schedule(0.25, partial(self._prepare, deck, plan))
+            return
         entries, index = self._next_entry(deck)
         cue = Cue(after=deck.feed, overlap_s=self._fades.track_crossfade_s)
         self._start(other, deck.playlist or "", entries, index, self._track_fade_in(), cue, preset=self._level)
