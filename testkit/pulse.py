@@ -78,13 +78,18 @@ class PulseServer:
 
     def kill(self) -> None:
         """The sound server dies (SIGKILL): its clients' streams break."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGKILL)
-            self._proc.wait(timeout=10)
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.send_signal(signal.SIGKILL)
+                self._proc.wait(timeout=10)
+            if self._proc.stderr is not None:
+                self._proc.stderr.close()
         self._proc = None
 
     def record(self) -> Recorder:
         """Start recording the null sink's monitor (a new recorder after a restart)."""
+        if self.recorder is not None:
+            self.recorder.stop()
         self.recorder = Recorder(self.env())
         return self.recorder
 
@@ -145,7 +150,10 @@ class Recorder:
     def stop(self) -> None:
         if self._proc.poll() is None:
             self._proc.terminate()
-            self._proc.wait(timeout=5)
+        self._proc.wait(timeout=5)
+        self._thread.join(timeout=5)
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
 
     def frames(self, start: float, end: float) -> FloatArray:
         """The stereo frames recorded from ``start`` to ``end`` (zeros where none arrived)."""

@@ -357,7 +357,7 @@ class TrackChecks:
                                      start_new_session=True)
             with self._lock:
                 if self._closed:
-                    child.kill()
+                    _end(child)
                     raise RuntimeError("closed")
                 self._child = child
         assert child.stdin is not None and child.stdout is not None
