@@ -28,7 +28,9 @@ def write(path: Path, samples: npt.NDArray[np.float32], rate: int) -> Path:
     layout = "mono" if channels == 1 else "stereo"
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=rate, layout=layout, options={"strict": "experimental"})
-        fmt = stream.codec_context.codec.audio_formats[0].name
+        assert isinstance(stream, av.AudioStream)
+        formats = stream.codec_context.codec.audio_formats or ()
+        fmt = formats[0].name if formats else "fltp"
         if codec != "flac" and not codec.startswith("pcm"):
             stream.bit_rate = 160_000
         frame_size = stream.codec_context.frame_size or 1024

@@ -9,6 +9,7 @@ a sound server that dies and comes back. Works as root (as CI runs) and as a use
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
@@ -132,11 +133,12 @@ class Recorder:
         self._thread.start()
 
     def _read(self) -> None:
-        assert self._proc.stdout is not None
+        stdout = self._proc.stdout
+        assert isinstance(stdout, io.BufferedReader)
         frame = 8
         pending = b""
         while True:
-            data = self._proc.stdout.read1(65536)
+            data = stdout.read1(65536)
             if not data:
                 return
             now = time.monotonic()
@@ -171,7 +173,8 @@ class Recorder:
         return out
 
     def signal(self, start: float, end: float) -> FloatArray:
-        return self.frames(start, end).mean(axis=1).astype(np.float32)
+        mono: FloatArray = self.frames(start, end).mean(axis=1, dtype=np.float32)
+        return mono
 
     def rms(self, start: float, end: float, window_s: float = 0.05) -> tuple[TimeArray, FloatArray]:
         return rms_windows(self.signal(start, end), self.rate, start, window_s)

@@ -101,7 +101,8 @@ async def test_every_start_begins_at_silence_and_the_cap_holds(pulse: PulseServe
                 first = env[onset : onset + int(0.2 * rec.rate)]
             else:
                 first = env[: int(0.2 * rec.rate)]
-            assert float(np.max(first)) <= most, f"{what}: {float(np.max(first)):.4f} in its first 200 ms (most {most:.4f})"
+            loudest = float(np.max(first))
+            assert loudest <= most, f"{what}: {loudest:.4f} in its first 200 ms (the ramp allows {most:.4f})"
     finally:
         await room.close()
 
@@ -145,9 +146,8 @@ async def test_a_bogus_device_is_reported_before_any_music(pulse: PulseServer, t
     room = VlcAudio({"a": FilesPlaylist(files=(tone(tmp_path / "t.wav", 440, 2.0),))}, aout="pulse",
                     device="no-such-sink", normalise=False)
     try:
-        deadline = time.monotonic() + 3.0
-        while room.health().ok and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        # The output thread tries to open the sink at once; its answer is in health.
+        await asyncio.sleep(1.0)
         health = room.health()
         assert not health.ok and health.detail is not None and "no-such-sink" in health.detail
     finally:

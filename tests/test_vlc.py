@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import math
 import threading
 import time
@@ -319,7 +320,7 @@ async def test_a_short_playlist_loops(make_room: RoomFactory, tones: dict[str, P
         now_playing = room.snapshot().now_playing
         assert now_playing is not None
         positions.append(now_playing.position_s)
-    wraps = sum(1 for a, b in zip(positions, positions[1:], strict=False) if b < a)
+    wraps = sum(1 for a, b in itertools.pairwise(positions) if b < a)
     assert wraps >= 2, f"the 2 s track did not loop: {positions}"
     _, levels = cap.rms(t0, time.monotonic(), WINDOW_S)
     full = np.nonzero(levels > 0.97 * level(80))[0]

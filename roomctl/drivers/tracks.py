@@ -10,13 +10,14 @@ past the ceiling.
 
 `TrackChecks` runs these in a child process (``python -m roomctl.drivers.tracks``, one
 JSON line per file each way: a file that crashes a decoder cannot take the room down, and
-decoding never competes with the output for the interpreter), one file at a time, and keeps the results in memory and in a JSON cache keyed by path, size and
-modification time. Nothing here knows of libvlc.
+decoding never competes with the output for the interpreter), one file at a time, and
+keeps the results in memory and in a JSON cache keyed by path, size and modification time. Nothing here knows of libvlc.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -99,7 +100,7 @@ def measure(path: str) -> Loudness:
             chain.append(graph.add("aformat", "channel_layouts=stereo"))
         chain.append(graph.add("ebur128", "peak=true:metadata=1"))
         chain.append(graph.add("abuffersink"))
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in itertools.pairwise(chain):
             a.link_to(b)
         graph.configure()
         last: dict[str, str] = {}
@@ -322,7 +323,7 @@ class TrackChecks:
             return False
         loud = entry.get("loudness")
         try:
-            loudness = Loudness(**loud) if isinstance(loud, dict) else None  # type: ignore[arg-type]  # JSON of asdict()
+            loudness = Loudness(**loud) if isinstance(loud, dict) else None
         except TypeError:
             return False
         if loudness is None and self._loudness:

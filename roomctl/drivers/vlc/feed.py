@@ -192,7 +192,7 @@ def attach(vlc: ModuleType, player: Any, feed: Feed) -> list[object]:
 
     def play(_opaque: object, samples: int, count: int, _pts: int) -> None:
         buf = (ctypes.c_int16 * (count * values_per_frame)).from_address(samples)
-        feed.add((np.frombuffer(buf, dtype=np.int16).reshape(count, CHANNELS) * scale).astype(np.float32))
+        feed.add((np.ctypeslib.as_array(buf).reshape(count, CHANNELS) * scale).astype(np.float32))
 
     def flush(_opaque: object, _pts: int) -> None:
         feed.flush()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 from roomctl import curves
 from roomctl.curves import Shape
@@ -131,7 +132,7 @@ class Mixer:
                     changed = True
                     if ramp.hold_s > 0:
                         ramp.holding = True
-                        self._worker.schedule(ramp.hold_s, lambda d=deck, r=ramp: self._end_ramp(d, r))
+                        self._worker.schedule(ramp.hold_s, partial(self._end_ramp, deck, ramp))
                     else:
                         self._end_ramp(deck, ramp)
         if ramping and self._last_ramp_tick is not None:

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -195,9 +196,8 @@ class PcmOut:
                     if begun is None:
                         continue
                     offset, start = begun
-                    on_start, gen = feed.on_start, feed.gen
-                    if on_start is not None:
-                        events.append(lambda f=feed, g=gen, s=start, cb=on_start: cb(f, g, s))
+                    if feed.on_start is not None:
+                        events.append(partial(feed.on_start, feed, feed.gen, start))
                 if not feed.paused:
                     chunk = feed.take(n - offset)
                     k = len(chunk)
@@ -210,9 +210,8 @@ class PcmOut:
                     if feed.ended and feed.queued_frames == 0:
                         feed.finished = True
                         ends[id(feed)] = offset + k
-                        on_finish, gen = feed.on_finish, feed.gen
-                        if on_finish is not None:
-                            events.append(lambda f=feed, g=gen, cb=on_finish: cb(f, g))
+                        if feed.on_finish is not None:
+                            events.append(partial(feed.on_finish, feed, feed.gen))
                     t_end = t0 + n / RATE
                     target = feed.ramp.end if feed.ramp is not None else feed.volume
                     after[id(feed)] = (feed.remaining_frames(), feed.level_at(t_end), target, feed.ramp,
