@@ -1,14 +1,23 @@
-"""What a room's music costs in CPU next to libvlc playing the same file alone.
+"""What a room's music costs and how it sounds, measured.
 
-Two child processes play the same WAV file through the same output (the one roomctl picks
-on this machine) over the same 14 seconds, side by side so that whatever else the machine
-is doing weighs on both alike. One is bare libvlc at a fixed volume; the other is a
-roomctl room that fades in, ramps the volume down and back up, pauses and resumes with
-fades, and holds steady in between, so its ramp ticker both runs and sleeps. Each child
-reports the process CPU time (all threads, libvlc's included) it spent while playing;
-imports and libvlc's start-up are outside the measured window.
+(a) CPU: two child processes play the same WAV file through the same output over the same
+    14 seconds, side by side so that whatever else the machine is doing weighs on both
+    alike. One is bare libvlc at a fixed volume; the other is a roomctl room that fades in,
+    ramps the volume down and back up, pauses and resumes with fades, and holds steady in
+    between. Each child reports the process CPU time (all threads, libvlc's and the
+    output's included) it spent while playing; start-up is outside the measured window.
+    The output is a private PulseAudio null sink when pulseaudio is installed (a real
+    output path, for both sides), else whatever this machine has.
+(b) Gaps: the room's captured output across gapless track changes (five formats, rates and
+    channel counts) and across a one-track playlist's loop point: the longest run of 10 ms
+    windows below -50 dBFS, in ms.
+(c) Loudness: five test tracks from "different sources" (about 15 LU apart); their spread
+    as files (what reached the room before it normalised) and as played, measured on the
+    captured output with the same BS.1770 meter.
+(d) Scanning: the time to probe and measure 12 minutes of audio (FLAC, MP3, Ogg) in the
+    room's checking process, given per hour of audio.
 
-Run: .venv/bin/python bench/audio.py   (about 17 s). The last line is one JSON object.
+Run: .venv/bin/python bench/audio.py   (about a minute). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,11 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the test kit lives in the project root
 
+from roomctl.drivers.tracks import TrackChecks, measure
 from roomctl.drivers.vlc import DEFAULT_VLC_ARGS, VlcAudio, choose_output, vlc_available
 from roomctl.playlists import FilesPlaylist
 from roomctl.room import MusicTarget
+from testkit.media import tone
+from testkit.pcm import PcmCapture, longest_run, rms_windows
+from testkit.pulse import PulseServer, PulseUnavailable
 
 SECONDS = 14.0
 RATE = 44100
@@ -109,17 +123,11 @@ def child(side: str, track: Path, aout: str | None, start_at: float) -> None:
     print(json.dumps(result))
 
 
-def main() -> None:
-    ok, reason = vlc_available()
-    if not ok:
-        raise SystemExit(f"bench/audio.py needs libvlc: {reason}")
-    output = choose_output(None, None)
-    note = f" ({output.note})" if output.note else ""
-    print(f"{reason}; output: {output.aout or 'system default'}{note}")
+def cpu_side_by_side(aout: str | None) -> tuple[dict[str, float], dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         track = make_track(Path(tmp) / "bench.wav", SECONDS + 5)
         start_at = time.monotonic() + 2.0  # both children ready by then
-        args = [str(track), output.aout or "", repr(start_at)]
+        args = [str(track), aout or "", repr(start_at)]
         procs = {
             side: subprocess.Popen([sys.executable, __file__, "--side", side, *args], stdout=subprocess.PIPE, text=True)
             for side in ("bare", "room")
@@ -130,15 +138,136 @@ def main() -> None:
             if proc.returncode != 0:
                 raise SystemExit(f"the {side} side failed (exit {proc.returncode})")
             results[side] = json.loads(out.strip().splitlines()[-1])
-    bare, ours = results["bare"], results["room"]
+    return results["bare"], results["room"]
+
+
+def longest_gap_ms(cap: PcmCapture, start: float, end: float) -> float:
+    x = cap.signal(start, end)
+    _, levels = rms_windows(x, cap.rate, 0.0, 0.01)
+    first = int(np.argmax(levels > 0.5 * np.max(levels)))
+    return longest_run(levels[first:] < 10 ** (-50 / 20)) * 10.0
+
+
+async def gaps(tmp: Path) -> dict[str, float]:
+    formats = ((".wav", 22050, 1), (".flac", 44100, 2), (".ogg", 48000, 1), (".opus", 48000, 2), (".mp3", 44100, 2),
+               (".m4a", 22050, 1))
+    album = [tone(tmp / f"g{i}{suffix}", 330 + 110 * i, 2.0, rate=rate, channels=ch, amplitude=0.3)
+             for i, (suffix, rate, ch) in enumerate(formats)]
+    loop = tone(tmp / "loop.ogg", 550, 2.0, amplitude=0.3)
+    out: dict[str, float] = {}
+    for name, files, seconds in (("track_change", album, 2.0 * len(album) - 0.5), ("loop", [loop], 7.0)):
+        cap = PcmCapture()
+        room = VlcAudio({"p": FilesPlaylist(files=tuple(files))}, output_hook=cap, track_crossfade_s=0.0,
+                        normalise=False, unmeasured_gain=0.0)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not all(
+                    (st := room.tracks.state(str(f))) is not None and st.checked for f in files):
+                await asyncio.sleep(0.1)
+            t0 = time.monotonic()
+            await room.apply(MusicTarget("p", volume=80, fade_in_s=0.5))
+            await asyncio.sleep(seconds)
+            out[name] = longest_gap_ms(cap, t0, time.monotonic() - 0.2)
+        finally:
+            await room.close()
+    return out
+
+
+async def loudness(tmp: Path) -> dict[str, float]:
+    # 997 Hz tones from "different sources": about -6, -11, -15, -19 and -21 LUFS as files.
+    specs = ((".mp3", 0.5), (".flac", 0.28), (".ogg", 0.18), (".wav", 0.11), (".opus", 0.089))
+    files = [tone(tmp / f"l{i}{suffix}", 997, 4.0, amplitude=amp) for i, (suffix, amp) in enumerate(specs)]
+    as_files = [measure(str(f)).lufs for f in files]
+    cap = PcmCapture()
+    room = VlcAudio({"p": FilesPlaylist(files=tuple(files))}, output_hook=cap, track_crossfade_s=0.0,
+                    loudness_cache=tmp / "cache.json")
+    played: list[float] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(
+                (st := room.tracks.state(str(f))) is not None and st.loudness is not None for f in files):
+            await asyncio.sleep(0.1)
+        t0 = time.monotonic()
+        await room.apply(MusicTarget("p", volume=100, fade_in_s=0.5))
+        await asyncio.sleep(4.0 * len(files) + 0.3)
+        for i in range(len(files)):
+            x = cap.signal(t0 + 4.0 * i + 1.0, t0 + 4.0 * i + 3.0)
+            path = tmp / f"played{i}.wav"
+            frames = np.round(np.clip(np.repeat(x[:, None], 2, axis=1), -1, 1) * 32767).astype("<i2")
+            with wave.open(str(path), "wb") as w:
+                w.setnchannels(2)
+                w.setsampwidth(2)
+                w.setframerate(cap.rate)
+                w.writeframes(frames.tobytes())
+            played.append(measure(str(path)).lufs)
+    finally:
+        await room.close()
+    return {"before_lu": max(as_files) - min(as_files), "after_lu": max(played) - min(played)}
+
+
+def scan_time(tmp: Path) -> float:
+    """Seconds to probe and measure one hour of audio (12 minutes measured)."""
+    files = [tone(tmp / f"s{i}{suffix}", 220 + 50 * i, 180.0, amplitude=0.2)
+             for i, suffix in enumerate((".flac", ".mp3", ".ogg", ".flac"))]
+    import logging
+
+    checks = TrackChecks(None, logging.getLogger("bench"))
+    try:
+        t0 = time.monotonic()
+        checks.check([str(f) for f in files])
+        while not all((st := checks.state(str(f))) is not None and st.loudness is not None for f in files):
+            time.sleep(0.05)
+        seconds = time.monotonic() - t0
+    finally:
+        checks.close()
+    return seconds * 60.0 / 12.0
+
+
+def main() -> None:
+    ok, reason = vlc_available()
+    if not ok:
+        raise SystemExit(f"bench/audio.py needs libvlc: {reason}")
+    pulse: PulseServer | None = None
+    try:
+        pulse = PulseServer()
+        pulse.start()
+        for key, value in pulse.env().items():
+            if key in ("PULSE_SERVER", "XDG_RUNTIME_DIR"):
+                os.environ[key] = value
+        aout: str | None = "pulse"
+        where = "a private PulseAudio null sink"
+    except PulseUnavailable as exc:
+        pulse = None
+        output = choose_output(None, None)
+        aout = output.aout
+        where = f"{output.aout} ({exc})"
+    print(f"{reason}; output: {where}")
+    try:
+        bare, ours = cpu_side_by_side(aout)
+    finally:
+        if pulse is not None:
+            pulse.close()
     ratio = ours["cpu_s"] / bare["cpu_s"] if bare["cpu_s"] > 0 else float("inf")
     print(f"{SECONDS:g} s side by side: bare libvlc {bare['cpu_s']:.3f} CPU s, roomctl room {ours['cpu_s']:.3f} CPU s")
     print(f"worker wake-ups while holding steady for {STEADY[1] - STEADY[0]:g} s: {ours['steady_wakeups']:g}")
+    with tempfile.TemporaryDirectory() as tmp:
+        found_gaps = asyncio.run(gaps(Path(tmp)))
+        print(f"longest gap at gapless track changes: {found_gaps['track_change']:.0f} ms; "
+              f"at a loop: {found_gaps['loop']:.0f} ms")
+        loud = asyncio.run(loudness(Path(tmp)))
+        print(f"loudness spread across 5 tracks: {loud['before_lu']:.1f} LU as files, {loud['after_lu']:.1f} LU played")
+        per_hour = scan_time(Path(tmp))
+        print(f"probing and measuring 1 h of audio: {per_hour:.1f} s")
     print(
         json.dumps(
             {
                 "cpu_ratio_vs_bare_libvlc": round(ratio, 3),
                 "fade_steps_per_s": round(ours["fade_steps_per_s"], 1),
+                "gap_at_track_change_ms": round(found_gaps["track_change"], 1),
+                "gap_at_loop_ms": round(found_gaps["loop"], 1),
+                "loudness_spread_before_lu": round(loud["before_lu"], 2),
+                "loudness_spread_after_lu": round(loud["after_lu"], 2),
+                "scan_s_per_hour_of_audio": round(per_hour, 1),
             }
         )
     )

@@ -33,7 +33,8 @@ GAP_WINDOW_S = 0.01
 MAX_GAP_S = 0.05
 
 RoomFactory = Callable[..., VlcAudio]
-FORMATS = ((".wav", 22050, 1), (".flac", 44100, 2), (".ogg", 48000, 1), (".opus", 48000, 2), (".mp3", 44100, 2))
+FORMATS = ((".wav", 22050, 1), (".flac", 44100, 2), (".ogg", 48000, 1), (".opus", 48000, 2), (".mp3", 44100, 2),
+           (".m4a", 22050, 1))
 
 
 def longest_gap_s(x: np.ndarray, rate: int) -> float:
@@ -221,3 +222,34 @@ async def test_cap_and_true_peak_ceiling_hold_after_normalising(make_room: RoomF
     await room.apply(MusicTarget("s", volume=100, fade_in_s=0.5))
     await asyncio.sleep(3.0)
     assert 0 < capped.peak <= ceiling * volume_gain(40) * 1.01, f"peak {capped.peak:.3f} past the cap"
+
+
+async def test_a_very_short_track_is_heard(make_room: RoomFactory, tmp_path: Path) -> None:
+    blip = tone(tmp_path / "blip.wav", 440, 0.3, amplitude=0.3)
+    cap = PcmCapture()
+    room = make_room({"s": FilesPlaylist(files=(blip,))}, cap, track_crossfade_s=0.0, normalise=False,
+                     unmeasured_gain=0.0)
+    t0 = time.monotonic()
+    await room.apply(MusicTarget("s", volume=80, fade_in_s=0.5))
+    await asyncio.sleep(4.0)
+    _, levels = cap.rms(t0 + 1.0, time.monotonic() - 0.2, 0.05)
+    assert np.mean(levels > 0.01) > 0.5, "a 0.3 s track should be heard over and over"
+
+
+async def test_health_says_what_plays_after_the_rest_of_a_playlist_is_deleted(make_room: RoomFactory,
+                                                                              tmp_path: Path) -> None:
+    a = tone(tmp_path / "a.wav", 440, 20.0, amplitude=0.3)
+    b = tone(tmp_path / "b.wav", 550, 20.0, amplitude=0.3)
+    cap = PcmCapture()
+    room = make_room({"d": FilesPlaylist(files=(a, b))}, cap, normalise=False, unmeasured_gain=0.0)
+    await room.apply(MusicTarget("d", volume=80, fade_in_s=0.5))
+    await asyncio.sleep(1.5)
+    a.unlink()
+    b.unlink()
+    await room.skip("next")
+    await asyncio.sleep(2.0)
+    health = room.health()
+    assert not health.ok and health.detail is not None
+    assert health.detail == "no other file of playlist 'd' can be played; 'a.wav' plays on", health.detail
+    snap = room.snapshot()
+    assert snap.playing and snap.now_playing is not None and snap.now_playing.file == str(a)

@@ -106,13 +106,12 @@ def measure(path: str) -> Loudness:
         last: dict[str, str] = {}
 
         def drain() -> None:
-            nonlocal last
             while True:
                 try:
                     frame = graph.pull()
                 except (av.BlockingIOError, av.EOFError):
                     return
-                last = dict(frame.metadata)
+                last.update(frame.metadata)  # a frame may carry none (the flush at the end)
 
         for frame in container.decode(stream):
             graph.push(frame)

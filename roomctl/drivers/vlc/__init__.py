@@ -1,10 +1,14 @@
-"""Music through libvlc: two decks per room, gentle fades, broken files skipped.
+"""Music through libvlc: two decks per room, mixed by the room into one output stream.
 
-One libvlc instance per room drives two players ("decks"), on one worker thread:
+One libvlc instance per room drives two players ("decks"), on one worker thread; libvlc
+only decodes, and the room's output thread mixes, applies every gain and plays:
 
 - `output`: loading libvlc, choosing the output, the `OutputHook` that can replace it;
+- `sink`: the output stream itself (PulseAudio/PipeWire, ALSA, or silence);
+- `feed`: a deck's decoded audio on its way to the output, and when it is to be heard;
+- `pcmout`: the output thread: the feeds mixed, gains and the cap per sample, the sink watched;
 - `worker`: the room's one thread: command queue, timers, the ticker (knows no libvlc);
-- `deck`: one player: opening a track from silence (the start-blip trap), its events;
+- `deck`: one player: a track decoded into its feed, its events;
 - `mixer`: the two decks together: their volumes ramped over time, fade-outs;
 - `transport`: the policy: which deck plays what, crossfades, skips, pauses, dead playlists;
 - `status`: what is published for other threads: snapshot, health, problems;

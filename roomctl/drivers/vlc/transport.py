@@ -339,12 +339,13 @@ class Transport:
         name = deck.playlist or "?"
         was_active = deck is self._active
         other = self._mixer.other(deck)
-        following = deck.cue is not None and deck.cue.after is not None
         deck.stop()
-        if following and other.state is DeckState.PLAYING and other.playlist == name:
-            # Preparing the next track: every other file failed; the one playing is the last.
-            self._problem(f"no other file of playlist '{name}' could be played")
-            self._dead = f"no other file of playlist '{name}' could be played; '{other.title}' plays on"
+        if other.state is DeckState.PLAYING and other.playlist == name:
+            # The track playing is the only one of the playlist left that plays: it goes on.
+            message = f"no other file of playlist '{name}' can be played"
+            self._problem(message)
+            self._active = other
+            self._dead = f"{message}; '{other.title}' plays on"
             return
         message = f"nothing in playlist '{name}' could be played"
         self._problem(message)
