@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,15 @@ def cpu_side_by_side(aout: str | None) -> tuple[dict[str, float], dict[str, floa
     return results["bare"], results["room"]
 
 
+async def until(done: Callable[[], bool], timeout_s: float) -> None:
+    """Wait until ``done()`` (the room's background checks), at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if done():
+            return
+        await asyncio.sleep(0.1)
+
+
 def longest_gap_ms(cap: PcmCapture, start: float, end: float) -> float:
     x = cap.signal(start, end)
     _, levels = rms_windows(x, cap.rate, 0.0, 0.01)
@@ -160,10 +170,8 @@ async def gaps(tmp: Path) -> dict[str, float]:
         room = VlcAudio({"p": FilesPlaylist(files=tuple(files))}, output_hook=cap, track_crossfade_s=0.0,
                         normalise=False, unmeasured_gain=0.0)
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not all(
-                    (st := room.tracks.state(str(f))) is not None and st.checked for f in files):
-                await asyncio.sleep(0.1)
+            await until(lambda r=room, fs=files: all(  # type: ignore[misc]  # defaults bind this loop's room
+                (st := r.tracks.state(str(f))) is not None and st.checked for f in fs), 30.0)
             t0 = time.monotonic()
             await room.apply(MusicTarget("p", volume=80, fade_in_s=0.5))
             await asyncio.sleep(seconds)
@@ -183,10 +191,8 @@ async def loudness(tmp: Path) -> dict[str, float]:
                     loudness_cache=tmp / "cache.json")
     played: list[float] = []
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not all(
-                (st := room.tracks.state(str(f))) is not None and st.loudness is not None for f in files):
-            await asyncio.sleep(0.1)
+        await until(lambda: all(
+            (st := room.tracks.state(str(f))) is not None and st.loudness is not None for f in files), 60.0)
         t0 = time.monotonic()
         await room.apply(MusicTarget("p", volume=100, fade_in_s=0.5))
         await asyncio.sleep(4.0 * len(files) + 0.3)
