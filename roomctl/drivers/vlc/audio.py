@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -39,6 +40,7 @@ from roomctl.room import AudioSnapshot, DriverHealth, MusicTarget, PlaylistRepor
 logger = logging.getLogger("roomctl.drivers.vlc")
 
 START_TIMEOUT_S = 30.0
+STARTUP_SCAN_DELAY_S = 2.0
 PREFLIGHT_PROBE_S = 3.0  # preflight waits this long for files to be probed (within the driver time limit)
 
 
@@ -114,9 +116,16 @@ class VlcAudio:
         if self._worker.fatal is not None:
             self._worker.join()
             raise AudioUnavailable(self._worker.fatal)
-        # Every playlist is listed, then its files probed and measured, in the background.
+        # Every playlist is listed, then its files probed and measured, in the background,
+        # once the service has started (its recovery and first contacts go first).
+        self._startup_scan = threading.Timer(STARTUP_SCAN_DELAY_S, self._scan_all)
+        self._startup_scan.daemon = True
+        self._startup_scan.start()
+
+    def _scan_all(self) -> None:
         for playlist in self._playlists:
-            self._scans.refresh(playlist)
+            if self._scans.last(playlist) is None:
+                self._scans.refresh(playlist)
 
     # --- the Audio protocol (any thread / the event loop) ---------------------------------
 
@@ -146,6 +155,7 @@ class VlcAudio:
         return self._transport.published.health
 
     async def close(self) -> None:
+        self._startup_scan.cancel()
         if self._worker.alive:
             with contextlib.suppress(AudioUnavailable):  # closed already
                 await asyncio.wrap_future(self._worker.submit(self._transport.begin_close))
