@@ -6,8 +6,10 @@
     ramps the volume down and back up, pauses and resumes with fades, and holds steady in
     between. Each child reports the process CPU time (all threads, libvlc's and the
     output's included) it spent while playing; start-up is outside the measured window.
-    The output is a private PulseAudio null sink when pulseaudio is installed (a real
-    output path, for both sides), else whatever this machine has.
+    The output is a private PulseAudio server with a null sink per side when pulseaudio is
+    installed (a real output path), and each side's server's CPU counts as its own: bare
+    libvlc leaves resampling to its server, the room resamples to its mix rate itself.
+    Without pulseaudio, whatever this machine has (and process CPU only).
 (b) Gaps: the room's captured output across gapless track changes (five formats, rates and
     channel counts) and across a one-track playlist's loop point: the longest run of 10 ms
     windows below -50 dBFS, in ms.
@@ -94,7 +96,8 @@ def bare_libvlc(track: Path, aout: str | None, start_at: float) -> dict[str, flo
 
 
 async def room(track: Path, aout: str | None, start_at: float) -> dict[str, float]:
-    audio = VlcAudio({"bench": FilesPlaylist(files=(track,))}, aout=aout)
+    # Playback alone: the file's loudness check (a child process, once per file) is (d)'s business.
+    audio = VlcAudio({"bench": FilesPlaylist(files=(track,))}, aout=aout, normalise=False)
     try:
         await asyncio.sleep(max(0.0, start_at - time.monotonic()))
         cpu0 = time.process_time()
@@ -124,22 +127,51 @@ def child(side: str, track: Path, aout: str | None, start_at: float) -> None:
     print(json.dumps(result))
 
 
-def cpu_side_by_side(aout: str | None) -> tuple[dict[str, float], dict[str, float]]:
-    with tempfile.TemporaryDirectory() as tmp:
-        track = make_track(Path(tmp) / "bench.wav", SECONDS + 5)
-        start_at = time.monotonic() + 2.0  # both children ready by then
-        args = [str(track), aout or "", repr(start_at)]
-        procs = {
-            side: subprocess.Popen([sys.executable, __file__, "--side", side, *args], stdout=subprocess.PIPE, text=True)
-            for side in ("bare", "room")
-        }
-        results = {}
-        for side, proc in procs.items():
-            out, _ = proc.communicate(timeout=60)
-            if proc.returncode != 0:
-                raise SystemExit(f"the {side} side failed (exit {proc.returncode})")
-            results[side] = json.loads(out.strip().splitlines()[-1])
-    return results["bare"], results["room"]
+def cpu_side_by_side() -> tuple[dict[str, float], dict[str, float], str]:
+    """Each side plays to a sound server of its own, so each side's cost includes the
+    work its server does for it (bare libvlc leaves resampling to the server; the room
+    resamples to its mix rate itself)."""
+    servers: dict[str, PulseServer] = {}
+    try:
+        for side in ("bare", "room"):
+            servers[side] = PulseServer()
+            servers[side].start()
+    except PulseUnavailable as exc:
+        for srv in servers.values():
+            srv.close()
+        servers = {}
+        where = f"{choose_output(None, None).aout} ({exc})"
+    else:
+        where = "a private PulseAudio null sink per side (its CPU counted)"
+    aout = "pulse" if servers else choose_output(None, None).aout
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            track = make_track(Path(tmp) / "bench.wav", SECONDS + 5)
+            start_at = time.monotonic() + 2.5  # both children ready by then
+            args = [str(track), aout or "", repr(start_at)]
+            procs = {}
+            for side in ("bare", "room"):
+                env = dict(os.environ)
+                if side in servers:
+                    env.update({k: v for k, v in servers[side].env().items()
+                                if k in ("PULSE_SERVER", "XDG_RUNTIME_DIR")})
+                procs[side] = subprocess.Popen([sys.executable, __file__, "--side", side, *args], env=env,
+                                               stdout=subprocess.PIPE, text=True)
+            time.sleep(max(0.0, start_at - time.monotonic()))
+            server0 = {side: srv.cpu_s() for side, srv in servers.items()}
+            time.sleep(max(0.0, start_at + SECONDS - time.monotonic()))
+            server_cpu = {side: srv.cpu_s() - server0[side] for side, srv in servers.items()}
+            results = {}
+            for side, proc in procs.items():
+                out, _ = proc.communicate(timeout=60)
+                if proc.returncode != 0:
+                    raise SystemExit(f"the {side} side failed (exit {proc.returncode})")
+                results[side] = json.loads(out.strip().splitlines()[-1])
+                results[side]["server_cpu_s"] = server_cpu.get(side, 0.0)
+    finally:
+        for srv in servers.values():
+            srv.close()
+    return results["bare"], results["room"], where
 
 
 async def until(done: Callable[[], bool], timeout_s: float) -> None:
@@ -233,28 +265,13 @@ def main() -> None:
     ok, reason = vlc_available()
     if not ok:
         raise SystemExit(f"bench/audio.py needs libvlc: {reason}")
-    pulse: PulseServer | None = None
-    try:
-        pulse = PulseServer()
-        pulse.start()
-        for key, value in pulse.env().items():
-            if key in ("PULSE_SERVER", "XDG_RUNTIME_DIR"):
-                os.environ[key] = value
-        aout: str | None = "pulse"
-        where = "a private PulseAudio null sink"
-    except PulseUnavailable as exc:
-        pulse = None
-        output = choose_output(None, None)
-        aout = output.aout
-        where = f"{output.aout} ({exc})"
+    bare, ours, where = cpu_side_by_side()
     print(f"{reason}; output: {where}")
-    try:
-        bare, ours = cpu_side_by_side(aout)
-    finally:
-        if pulse is not None:
-            pulse.close()
-    ratio = ours["cpu_s"] / bare["cpu_s"] if bare["cpu_s"] > 0 else float("inf")
-    print(f"{SECONDS:g} s side by side: bare libvlc {bare['cpu_s']:.3f} CPU s, roomctl room {ours['cpu_s']:.3f} CPU s")
+    bare_total = bare["cpu_s"] + bare["server_cpu_s"]
+    ours_total = ours["cpu_s"] + ours["server_cpu_s"]
+    ratio = ours_total / bare_total if bare_total > 0 else float("inf")
+    print(f"{SECONDS:g} s side by side: bare libvlc {bare['cpu_s']:.3f} CPU s (+ {bare['server_cpu_s']:.3f} in its "
+          f"sound server), roomctl room {ours['cpu_s']:.3f} CPU s (+ {ours['server_cpu_s']:.3f})")
     print(f"worker wake-ups while holding steady for {STEADY[1] - STEADY[0]:g} s: {ours['steady_wakeups']:g}")
     with tempfile.TemporaryDirectory() as tmp:
         found_gaps = asyncio.run(gaps(Path(tmp)))
@@ -268,6 +285,7 @@ def main() -> None:
         json.dumps(
             {
                 "cpu_ratio_vs_bare_libvlc": round(ratio, 3),
+                "cpu_ratio_process_only": round(ours["cpu_s"] / bare["cpu_s"], 3) if bare["cpu_s"] > 0 else None,
                 "fade_steps_per_s": round(ours["fade_steps_per_s"], 1),
                 "gap_at_track_change_ms": round(found_gaps["track_change"], 1),
                 "gap_at_loop_ms": round(found_gaps["loop"], 1),

@@ -94,6 +94,13 @@ class PulseServer:
         self.recorder = Recorder(self.env())
         return self.recorder
 
+    def cpu_s(self) -> float:
+        """CPU seconds the sound server has used so far (user + system)."""
+        if self._proc is None:
+            return 0.0
+        fields = Path(f"/proc/{self._proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def sink_inputs(self) -> int:
         """How many playback streams the server has now."""
         out = subprocess.run(["pactl", "list", "short", "sink-inputs"], env=self.env(), capture_output=True,

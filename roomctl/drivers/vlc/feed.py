@@ -38,10 +38,14 @@ FloatBlock = npt.NDArray[np.float32]  # (frames, CHANNELS)
 class Cue:
     """When a feed starts being mixed. ``after`` None: as soon as it has audio. Otherwise
     right after ``after``'s last sample (``overlap_s`` 0: gapless), or ``overlap_s`` before
-    it, crossfading (``level`` is where the new track fades to; the old one fades out)."""
+    it, crossfading (the new track rises to the old one's level as the old one falls).
+    ``replaces``: a feed that starts to fade out (equal-gain, over ``replace_s``) on the very
+    sample this one starts to fade in (a phase crossfade, a skip)."""
 
     after: Feed | None = None
     overlap_s: float = 0.0
+    replaces: Feed | None = None
+    replace_s: float = 0.0
 
 
 IMMEDIATE = Cue()
@@ -65,6 +69,7 @@ class Feed:
         self.label = label
         self.lock = threading.Lock()
         self._blocks: deque[FloatBlock] = deque()
+        self._raw: list[bytes] = []  # 16-bit PCM not converted yet (after _blocks)
         self._offset = 0  # frames of _blocks[0] already taken
         self.queued_frames = 0
         self.gen = 0  # which media the samples belong to (bumped by `reset`)
@@ -93,6 +98,7 @@ class Feed:
         with self.lock:
             self.gen += 1
             self._blocks.clear()
+            self._raw.clear()
             self._offset = self.queued_frames = 0
             self.cue = cue
             self.mixing = self.paused = self.ended = self.finished = self.adopting = False
@@ -131,6 +137,14 @@ class Feed:
             self._blocks.append(block)
             self.queued_frames += len(block)
 
+    def add_pcm16(self, data: bytes, frames: int) -> None:
+        """16-bit interleaved frames as libvlc hands them over (converted when taken)."""
+        with self.lock:
+            if self.cue is None or self.ended:
+                return
+            self._raw.append(data)
+            self.queued_frames += frames
+
     def flush(self) -> None:
         """A seek or a stop drops what is queued; after the track's end libvlc flushes too,
         and that must not drop the track's last half second."""
@@ -138,6 +152,7 @@ class Feed:
             if self.ended:
                 return
             self._blocks.clear()
+            self._raw.clear()
             self._offset = self.queued_frames = 0
 
     def end(self) -> None:
@@ -149,6 +164,11 @@ class Feed:
 
     def take(self, frames: int) -> FloatBlock:
         """Up to ``frames`` frames from the front of the queue."""
+        if self._raw:
+            # Everything libvlc handed over since the last block, converted in one go.
+            pcm = np.frombuffer(b"".join(self._raw), dtype=np.int16).reshape(-1, CHANNELS)
+            self._raw.clear()
+            self._blocks.append(np.multiply(pcm, np.float32(1.0 / 32768.0), dtype=np.float32))
         parts: list[FloatBlock] = []
         need = frames
         while need > 0 and self._blocks:
@@ -188,11 +208,12 @@ def attach(vlc: ModuleType, player: Any, feed: Feed) -> list[object]:
     leaves 16-bit samples exactly as decoded. Returns the ctypes callbacks, which must
     outlive the player. Worker thread (it calls libvlc)."""
     values_per_frame = CHANNELS
-    scale = np.float32(1.0 / 32768.0)
+
+    bytes_per_frame = 2 * values_per_frame
 
     def play(_opaque: object, samples: int, count: int, _pts: int) -> None:
-        buf = (ctypes.c_int16 * (count * values_per_frame)).from_address(samples)
-        feed.add((np.ctypeslib.as_array(buf).reshape(count, CHANNELS) * scale).astype(np.float32))
+        # On libvlc's decoder thread: a copy and nothing more (the output converts).
+        feed.add_pcm16(ctypes.string_at(samples, count * bytes_per_frame), count)
 
     def flush(_opaque: object, _pts: int) -> None:
         feed.flush()

@@ -35,7 +35,7 @@ from roomctl import curves
 from roomctl.drivers.vlc.feed import CHANNELS, RATE, Feed, FloatBlock, Start
 from roomctl.drivers.vlc.sink import LATENCY_S, Sink, SinkError
 
-BLOCK_S = 0.02
+BLOCK_S = 0.1  # 10 blocks a second: each costs the same interpreter time, however long
 BLOCK_FRAMES = int(BLOCK_S * RATE)
 REOPEN_S = 0.5
 STALL_S = 1.0  # a write that has not returned for this long: the output takes no audio
@@ -66,6 +66,7 @@ class PcmOut:
         self._status = OutputStatus(False, f"{sink.description}: not opened yet", time.monotonic())
         self._write_since: float | None = None
         self.blocks = 0  # blocks mixed (for the bench)
+        self._unit = np.arange(1, BLOCK_FRAMES + 1, dtype=np.float32) / BLOCK_FRAMES  # a block's 0..1 ramp
 
     # --- any thread -----------------------------------------------------------------------
 
@@ -183,6 +184,7 @@ class PcmOut:
         events: list[Callable[[], None]] = []
         ends: dict[int, int] = {}  # id(feed) -> offset just after its last sample, this block
         after: dict[int, tuple[int | None, float, float, curves.Ramp | None, float]] = {}
+        loudest = 0.0  # the most any output sample can be: the sum of the gains applied
         # Feeds already playing first: a feed cued after one of them needs to know where it ends.
         order = sorted(self._feeds, key=lambda f: not f.mixing)
         deferred: list[tuple[Feed, curves.Ramp]] = []
@@ -204,9 +206,15 @@ class PcmOut:
                     if k:
                         g0 = feed.last_gain
                         g1 = self._gain(feed, t0 + (offset + k) / RATE)
-                        env = np.linspace(g0, g1, k + 1, dtype=np.float32)[1:]
-                        out[offset : offset + k] += chunk * env[:, None]
+                        if g0 == g1:  # holding steady: one factor for the block
+                            if g1 != 0.0:
+                                out[offset : offset + k] += chunk * np.float32(g1)
+                        else:  # moving: sample by sample, from where the last block ended
+                            unit = self._unit if k == n else np.arange(1, k + 1, dtype=np.float32) / np.float32(k)
+                            env = np.float32(g0) + np.float32(g1 - g0) * unit
+                            out[offset : offset + k] += chunk * env[:, None]
                         feed.last_gain = g1
+                        loudest += max(g0, g1)
                     if feed.ended and feed.queued_frames == 0:
                         feed.finished = True
                         ends[id(feed)] = offset + k
@@ -219,7 +227,8 @@ class PcmOut:
         for feed, ramp in deferred:
             with feed.lock:
                 feed.ramp, feed.adopting = ramp, True
-        np.clip(out, -self.limit, self.limit, out=out)
+        if loudest > self.limit:  # samples are within +-1: below this sum of gains none can pass
+            np.clip(out, -self.limit, self.limit, out=out)
         return out, events
 
     def _begin(
@@ -250,14 +259,16 @@ class PcmOut:
                 if not (overlap > 0 and remaining is not None and remaining <= overlap + n):
                     return None  # the track before is still playing
                 joined = True
-                t_start = t0
+                # Both ramps start where the old track's gain for this block ends: the new one
+                # is silent for its first block, and never adds to the old one at full level.
+                t_ramp = t0 + n / RATE
                 seconds = max(BLOCK_S, (remaining - n) / RATE if remaining > n else BLOCK_S)
-                other_ramp = curves.Ramp(level_now, 0.0, t_start, seconds, curves.Shape.EQUAL_GAIN)
+                other_ramp = curves.Ramp(level_now, 0.0, t_ramp, seconds, curves.Shape.EQUAL_GAIN)
                 deferred.append((prev, other_ramp))
-                ramp = curves.Ramp(0.0, target, t_start, seconds, curves.Shape.EQUAL_GAIN)
-                feed.mixing, feed.started_at, feed.ramp, feed.adopting = True, t_start, ramp, True
+                ramp = curves.Ramp(0.0, target, t_ramp, seconds, curves.Shape.EQUAL_GAIN)
+                feed.mixing, feed.started_at, feed.ramp, feed.adopting = True, t0, ramp, True
                 feed.last_gain = 0.0
-                return 0, Start(t_start, ramp, 0.0, other_ramp)
+                return 0, Start(t0, ramp, 0.0, other_ramp)
             # else: the track before is gone (stopped, or it ended before this one was ready)
         t_start = t0 + offset / RATE
         feed.mixing, feed.started_at, feed.adopting = True, t_start, True
@@ -271,9 +282,18 @@ class PcmOut:
             else:
                 feed.last_gain = curves.volume_gain(feed.level_at(t_start)) * feed.gain
             return offset, Start(t_start, feed.ramp, feed.volume)
+        old = cue.replaces
+        old_info = after.get(id(old)) if old is not None else None
+        t_ramp = t_start
+        if old is not None and old_info is not None and id(old) not in ends:
+            # The music it replaces falls as this rises, from where its gain for this block
+            # ends (not when the worker hears of it): their gains never add up past the level.
+            t_ramp = t0 + n / RATE
+            other_ramp = curves.Ramp(old_info[1], 0.0, t_ramp, max(BLOCK_S, cue.replace_s), curves.Shape.EQUAL_GAIN)
+            deferred.append((old, other_ramp))
         if feed.fade_in is not None:
             level, seconds, shape = feed.fade_in
-            feed.ramp = curves.Ramp(0.0, level, t_start, seconds, shape)
+            feed.ramp = curves.Ramp(0.0, level, t_ramp, seconds, shape)
             feed.volume = 0.0
         feed.last_gain = 0.0
-        return offset, Start(t_start, feed.ramp, feed.volume)
+        return offset, Start(t_start, feed.ramp, feed.volume, other_ramp)

@@ -23,7 +23,7 @@ import numpy as np
 
 from roomctl.drivers.vlc.feed import CHANNELS, RATE, FloatBlock
 
-LATENCY_S = 0.08  # what the sound server buffers: the delay from the mix to the ear
+LATENCY_S = 0.25  # what the sound server buffers: the delay from the mix to the ear
 
 
 class SinkError(RuntimeError):
@@ -129,7 +129,8 @@ class PulseSink:
         lib = _pulse()
         spec = _PaSampleSpec(_PA_SAMPLE_FLOAT32LE, RATE, CHANNELS)
         frame = 4 * CHANNELS
-        attr = _PaBufferAttr(_NO_VALUE, int(LATENCY_S * RATE) * frame, _NO_VALUE, int(0.02 * RATE) * frame,
+        # The server asks for a block at a time (fewer wake-ups), and holds LATENCY_S.
+        attr = _PaBufferAttr(_NO_VALUE, int(LATENCY_S * RATE) * frame, _NO_VALUE, int(0.1 * RATE) * frame,
                              _NO_VALUE)
         err = ctypes.c_int(0)
         stream = lib.pa_simple_new(None, self.name.encode(), _PA_STREAM_PLAYBACK,

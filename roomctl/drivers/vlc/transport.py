@@ -37,7 +37,7 @@ from roomctl.drivers.vlc.deck import (
     VolumeRamp,
 )
 from roomctl.drivers.vlc.feed import IMMEDIATE, Cue, Feed, Start
-from roomctl.drivers.vlc.mixer import MIN_FADE_S, Mixer
+from roomctl.drivers.vlc.mixer import FADE_HOLD_S, MIN_FADE_S, Mixer
 from roomctl.drivers.vlc.output import AudioUnavailable, OutputChoice, OutputHook
 from roomctl.drivers.vlc.scans import PlaylistScans
 from roomctl.drivers.vlc.status import Problems, Published
@@ -306,8 +306,11 @@ class Transport:
         deck.fail_streak = 0
         deck.ramp = VolumeRamp(start.ramp) if start.ramp is not None and not start.ramp.done(now) else None
         deck.set_volume(start.ramp.value_at(now) if start.ramp is not None else start.volume)
+        replaced = deck.cue is not None and deck.cue.replaces is other.feed
         if start.other_ramp is not None and other.state is DeckState.PLAYING:
-            other.ramp = VolumeRamp(start.other_ramp)  # it fades out as it ends
+            # It fades out as this one comes in: as it ends (a track crossfade), or to a stop.
+            then, hold = (other.stop, FADE_HOLD_S) if replaced else (None, 0.0)
+            other.ramp = VolumeRamp(start.other_ramp, then, hold)
             other.set_volume(start.other_ramp.value_at(now))
         deck.feed.adopted()
         other.feed.adopted()
@@ -321,8 +324,8 @@ class Transport:
         if deck is self._active and abs((deck.ramp.end if deck.ramp else deck.volume) - self._level) > 0.5:
             self._change_level(deck, self._level, self._last_target.ramp_s)  # changed while it opened
         self._plan_next(deck)
-        if fade_in is not None and fade_in.on_armed is not None and not followed:
-            fade_in.on_armed()
+        if fade_in is not None and fade_in.on_armed is not None and not followed and start.other_ramp is None:
+            fade_in.on_armed()  # the output did not start the old music's fade itself
 
     def _entry_failed(self, deck: Deck, reason: str) -> None:
         self._problem(f"skipped {deck.entry}: {reason}", skipped=True)
@@ -533,6 +536,7 @@ class Transport:
         for d in self._decks:
             if d.state is DeckState.ARMING:
                 d.stop()  # a next track prepared for the music that is leaving
+        cue = IMMEDIATE
         if outgoing is not None:
             target = self._mixer.other(outgoing)
             fade = max(MIN_FADE_S, crossfade_s)
@@ -542,6 +546,7 @@ class Transport:
                 self._mixer.fade_out(leaving, fade, leaving.stop, Shape.EQUAL_GAIN)
 
             fade_in = FadeIn(level, fade, Shape.EQUAL_GAIN, begin_fade_out)
+            cue = Cue(replaces=leaving.feed, replace_s=fade)
         else:
             target = min(self._decks, key=lambda d: (d.audible(), d.volume))
             fade_in = FadeIn(level, max(MIN_FADE_S, fade_in_s))
@@ -553,7 +558,7 @@ class Transport:
             return
         target.stop()
         self._active = target
-        self._start(target, playlist, entries, start, fade_in)
+        self._start(target, playlist, entries, start, fade_in, cue)
 
     def _cleared(self, deck: Deck) -> None:
         deck.stop()
