@@ -253,3 +253,49 @@ async def test_health_says_what_plays_after_the_rest_of_a_playlist_is_deleted(ma
     assert health.detail == "no other file of playlist 'd' can be played; 'a.wav' plays on", health.detail
     snap = room.snapshot()
     assert snap.playing and snap.now_playing is not None and snap.now_playing.file == str(a)
+
+
+async def test_loudness_comes_from_tags_and_is_cached(tmp_path: Path) -> None:
+    import logging
+
+    import mutagen.flac
+
+    from roomctl.drivers.tracks import TrackChecks, from_tags
+
+    tagged = tone(tmp_path / "tagged.flac", 997, 3.0, amplitude=0.1)  # measures -20 LUFS
+    flac = mutagen.flac.FLAC(str(tagged))
+    flac["REPLAYGAIN_TRACK_GAIN"] = "+4.00 dB"  # a tagger found -22 LUFS (ReplayGain 2: -18 reference)
+    flac["REPLAYGAIN_TRACK_PEAK"] = "0.100000"
+    flac.save()
+    plain = tone(tmp_path / "plain.ogg", 997, 3.0, amplitude=0.1)
+    found = from_tags(str(tagged))
+    assert found is not None and found.source == "tags" and found.lufs == pytest.approx(-22.0)
+    assert from_tags(str(plain)) is None
+    cache = tmp_path / "loudness-cache.json"
+    checks = TrackChecks(cache, logging.getLogger("test"))
+    try:
+        checks.check([str(tagged), str(plain)])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [checks.state(str(p)) for p in (tagged, plain)]
+            if all(s is not None and s.loudness is not None for s in states) and cache.exists():
+                break
+            await asyncio.sleep(0.1)
+        tagged_state, plain_state = checks.state(str(tagged)), checks.state(str(plain))
+        assert tagged_state is not None and tagged_state.loudness is not None
+        assert tagged_state.loudness.source == "tags" and tagged_state.loudness.lufs == pytest.approx(-22.0)
+        assert plain_state is not None and plain_state.loudness is not None
+        assert plain_state.loudness.source == "measured" and plain_state.loudness.lufs == pytest.approx(-20, abs=0.3)
+    finally:
+        checks.close()
+    again = TrackChecks(cache, logging.getLogger("test"))
+    try:
+        again.check([str(plain)])
+        known = again.state(str(plain))  # from the cache, at once: no decoding
+        assert known is not None and known.loudness is not None and known.loudness.lufs == pytest.approx(-20, abs=0.3)
+        plain.write_bytes(tone(tmp_path / "other.ogg", 997, 3.0, amplitude=0.3).read_bytes())  # changed on disk
+        again.check([str(plain)])
+        changed = again.state(str(plain))
+        assert changed is None or changed.loudness is None or changed.loudness.lufs > -15, "a stale cache entry"
+    finally:
+        again.close()

@@ -235,7 +235,8 @@ class TrackChecks:
         self._states: dict[str, TrackState] = {}
         self._keys: dict[str, str] = {}
         self._cached: dict[str, dict[str, object]] = self._load_cache()
-        self._queue: list[str] = []
+        self._probes: list[str] = []  # files to probe: first, they decide what plays
+        self._measures: list[str] = []  # probed files whose loudness is to be found
         self._queued: set[str] = set()
         self._thread: threading.Thread | None = None
         self._child: subprocess.Popen[str] | None = None
@@ -253,12 +254,21 @@ class TrackChecks:
         """Queue ``paths`` (files; streams are not checked). A file already known by its
         cached key is known at once."""
         fresh: list[str] = []
+        paths = list(paths)
+        if first:
+            with self._lock:  # queued already: to the front
+                wanted = set(paths)
+                self._probes = [p for p in self._probes if p in wanted] + [p for p in self._probes if p not in wanted]
         for path in paths:
             if "://" in path:
                 continue
+            key = _key(path)
             with self._lock:
-                if path in self._queued or (path in self._states and self._keys.get(path) == _key(path)):
+                if path in self._queued or (path in self._states and self._keys.get(path) == key):
                     continue
+                # Changed on disk (or never known): what was known of it no longer holds.
+                self._states.pop(path, None)
+                self._keys.pop(path, None)
             if self._from_cache(path):
                 continue
             fresh.append(path)
@@ -268,12 +278,16 @@ class TrackChecks:
             if self._closed:
                 return
             fresh = [p for p in fresh if p not in self._queued]
-            self._queue = [*fresh, *self._queue] if first else [*self._queue, *fresh]
+            self._probes = [*fresh, *self._probes] if first else [*self._probes, *fresh]
             self._queued.update(fresh)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="roomctl-track-checks", daemon=True)
-                self._thread.start()
-            self._lock.notify_all()
+            self._wake()
+
+    def _wake(self) -> None:
+        """Start the checking thread if need be, and tell it there is work (lock held)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="roomctl-track-checks", daemon=True)
+            self._thread.start()
+        self._lock.notify_all()
 
     def wait(self, paths: Iterable[str], timeout_s: float) -> bool:
         """Block until every file of ``paths`` is probed (True), or ``timeout_s`` passes."""
@@ -288,14 +302,13 @@ class TrackChecks:
         with self._lock:
             known = self._states.get(path)
             self._states[path] = TrackState(reason, known.duration_s if known else None, None, True)
-            key = _key(path)
-            if key is not None:
-                self._keys[path] = key
+            self._keys.pop(path, None)  # probed again at the next scan: it may have been a passing fault
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self._queue.clear()
+            self._probes.clear()
+            self._measures.clear()
             self._lock.notify_all()
             child, self._child = self._child, None
         if child is not None:
@@ -325,13 +338,15 @@ class TrackChecks:
             loudness = Loudness(**loud) if isinstance(loud, dict) else None
         except TypeError:
             return False
-        if loudness is None and self._loudness:
-            return False  # probed but not measured yet
         duration = entry.get("duration_s")
         with self._lock:
             self._states[path] = TrackState(None, float(duration) if isinstance(duration, int | float) else None,
                                             loudness, True)
             self._keys[path] = key
+            if loudness is None and self._loudness and path not in self._queued:
+                self._measures.append(path)  # probed before, not measured yet
+                self._queued.add(path)
+                self._wake()
         return True
 
     def _save_cache(self) -> None:
@@ -382,15 +397,16 @@ class TrackChecks:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         while True:
             with self._lock:
-                self._lock.wait_for(lambda: self._queue or self._closed)
+                self._lock.wait_for(lambda: self._probes or self._measures or self._closed)
                 if self._closed:
                     return
-                path = self._queue.pop(0)
+                probing = bool(self._probes)
+                path = self._probes.pop(0) if probing else self._measures.pop(0)
             key = _key(path)
             try:
                 if key is None:
                     raise FileNotFoundError(path)
-                result, loud, note = self._submit(path, self._loudness)
+                result, loud, note = self._submit(path, self._loudness and not probing)
             except FileNotFoundError:
                 result, loud, note = Probe("missing file", None), None, None
             except ChildProcessError as exc:
@@ -404,14 +420,20 @@ class TrackChecks:
                 self._log.info("%s: %s", path, note)
             with self._lock:
                 self._queued.discard(path)
+                known = self._states.get(path)
+                if loud is None and known is not None and known.loudness is not None and result.problem is None:
+                    loud = known.loudness
                 self._states[path] = TrackState(result.problem, result.duration_s, loud, True)
                 if key is not None:
                     self._keys[path] = key
-                    if result.problem is None and (loud is not None or not self._loudness):
+                    if result.problem is None:
                         self._cached[key] = {"duration_s": result.duration_s,
                                              "loudness": asdict(loud) if loud is not None else None}
+                        if probing and self._loudness and loud is None:
+                            self._measures.append(path)  # its loudness next, after every probe
+                            self._queued.add(path)
                 self._unsaved += 1
-                save = not self._queue or self._unsaved >= 20
+                save = not (self._probes or self._measures) or self._unsaved >= 20
                 if save:
                     self._unsaved = 0
                 self._lock.notify_all()
