@@ -77,12 +77,12 @@ async def make_room() -> AsyncIterator[RoomFactory]:
     await asyncio.gather(*(room.close() for room in made))
 
 
-async def checked(room: VlcAudio, paths: list[Path], timeout_s: float = 30.0) -> None:
-    """Wait until the room has probed (and, when it normalises, measured) every file."""
+async def checked(room: VlcAudio, paths: list[Path], timeout_s: float = 30.0, *, measured: bool = False) -> None:
+    """Wait until the room has probed every file (and, with ``measured``, found its loudness)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         states = [room.tracks.state(str(p)) for p in paths]
-        if all(s is not None and s.checked for s in states):
+        if all(s is not None and s.checked and (s.loudness is not None or not measured) for s in states):
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the files were never checked")
@@ -188,7 +188,7 @@ async def test_loudness_brings_tracks_to_the_target(make_room: RoomFactory, tmp_
     cap = PcmCapture()
     room = make_room({"mix": FilesPlaylist(files=(loud, soft))}, cap, track_crossfade_s=0.0,
                      loudness_target=-18.0, loudness_cache=tmp_path / "cache.json")
-    await checked(room, [loud, soft])
+    await checked(room, [loud, soft], measured=True)
     assert (await room.preflight(["mix"]))[0].measured == 2
     t0 = time.monotonic()
     await room.apply(MusicTarget("mix", volume=100, fade_in_s=0.5))
@@ -210,7 +210,7 @@ async def test_cap_and_true_peak_ceiling_hold_after_normalising(make_room: RoomF
     cap = PcmCapture()
     room = make_room({"s": FilesPlaylist(files=(spiky,))}, cap, true_peak_ceiling=-1.0,
                      loudness_cache=tmp_path / "cache.json")
-    await checked(room, [spiky])
+    await checked(room, [spiky], measured=True)
     await room.apply(MusicTarget("s", volume=100, fade_in_s=0.5))
     await asyncio.sleep(4.0)
     ceiling = 10 ** (-1.0 / 20)
@@ -218,7 +218,7 @@ async def test_cap_and_true_peak_ceiling_hold_after_normalising(make_room: RoomF
     capped = PcmCapture()
     room = make_room({"s": FilesPlaylist(files=(spiky,))}, capped, true_peak_ceiling=-1.0, max_volume=40,
                      loudness_cache=tmp_path / "cache.json")
-    await checked(room, [spiky])
+    await checked(room, [spiky], measured=True)
     await room.apply(MusicTarget("s", volume=100, fade_in_s=0.5))
     await asyncio.sleep(3.0)
     assert 0 < capped.peak <= ceiling * volume_gain(40) * 1.01, f"peak {capped.peak:.3f} past the cap"
