@@ -10,7 +10,7 @@
     installed (a real output path), and each side's server's CPU counts as its own: bare
     libvlc leaves resampling to its server, the room resamples to its mix rate itself.
     Without pulseaudio, whatever this machine has (and process CPU only).
-(b) Gaps: the room's captured output across gapless track changes (five formats, rates and
+(b) Gaps: the room's captured output across gapless track changes (six formats, rates and
     channel counts) and across a one-track playlist's loop point: the longest run of 10 ms
     windows below -50 dBFS, in ms.
 (c) Loudness: five test tracks from "different sources" (about 15 LU apart); their spread

@@ -408,7 +408,7 @@ async function loadPreflight() {
     item(p.lights.ok, `Lights: ${p.lights.ok ? "answer" : "not answering"}${p.lights.detail ? ` (${p.lights.detail})` : ""}`),
     item(p.audio.ok, `Audio: ${p.audio.ok ? "ready" : "not ready"}${p.audio.detail ? ` (${p.audio.detail})` : ""}`),
     ...p.playlists.map((pl) => item(pl.ok, pl.ok
-      ? `Playlist “${pl.name}”: ${pl.playable} track${pl.playable === 1 ? "" : "s"}${pl.files ? `, ${pl.measured} of ${pl.files} measured for loudness` : ""}${pl.broken.length ? `; ${pl.broken.length} broken skipped: ${pl.broken.join("; ")}` : ""}`
+      ? `Playlist “${pl.name}”: ${pl.playable} track${pl.playable === 1 ? "" : "s"}${pl.files ? `, ${pl.measured} of ${pl.files} measured for loudness` : ""}${pl.broken.length ? `; skipping ${pl.broken.length} broken: ${pl.broken.map((b) => b.split(": ")[0].split("/").pop()).join(", ")}` : ""}`
       : `Playlist “${pl.name}”: ${pl.problems.join("; ") || "nothing playable"}`)),
   );
   $("start-btn").disabled = false;

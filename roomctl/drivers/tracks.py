@@ -52,8 +52,9 @@ class Loudness:
 
 
 def _av_error(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.split(": '", 1)[0]
+    """FFmpeg's words for what is wrong ("Invalid data found when processing input")."""
+    text = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
+    return str(text).split(": '", 1)[0]
 
 
 def probe(path: str) -> Probe:
