@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from api.state import RoomState
 
@@ -63,7 +63,7 @@ class StartIn(BaseModel):
 class ExtendIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"seconds": 300}]})
 
-    seconds: Annotated[float, Field(gt=0, le=4 * 3600)] = 300.0
+    seconds: Annotated[float, Field(strict=True, gt=0, le=4 * 3600)] = 300.0  # a number: "300" is refused
 
 
 class JumpIn(BaseModel):
@@ -75,7 +75,7 @@ class JumpIn(BaseModel):
 class EmergencyIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"on": True}]})
 
-    on: bool
+    on: StrictBool  # true or false: 0, 1 and "yes" are refused
 
 
 class AckIn(BaseModel):

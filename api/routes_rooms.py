@@ -8,6 +8,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Authed, EngineDep, RoomDep, ws_token_ok
 from api.models import (
@@ -61,9 +62,10 @@ async def _command(eng: EngineDep, ctl: RoomController, call: Awaitable[Status |
     return _state(eng, ctl.id)
 
 
-def _preset(eng: EngineDep, preset_id: str) -> Preset:
+async def _preset(eng: EngineDep, preset_id: str) -> Preset:
+    """The preset, read and parsed in the threadpool: never a file read or a YAML parse on the loop."""
     try:
-        return eng.service.library.get(preset_id)
+        return await run_in_threadpool(eng.service.library.get, preset_id)
     except PresetNotFound:
         raise HTTPException(404, f"no preset '{preset_id}'") from None
     except PresetError as err:
@@ -94,13 +96,13 @@ async def get_state(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
 @router.get("/{room_id}/preflight", response_model=PreflightOut, responses=E404,
             summary="Check that this room can play a preset (lights answer, playlists found)")
 async def preflight(ctl: RoomDep, eng: EngineDep, _: Authed, preset: str) -> PreflightOut:
-    return _preflight(await ctl.preflight(_preset(eng, preset)))
+    return _preflight(await ctl.preflight(await _preset(eng, preset)))
 
 
 @router.post("/{room_id}/session", response_model=StartOut, status_code=201, responses=CMD,
              summary="Start a session from a preset; answers with the preflight report")
 async def start_session(body: StartIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> StartOut:
-    preset = _preset(eng, body.preset)
+    preset = await _preset(eng, body.preset)
     report = await ctl.preflight(preset)
     await _run(ctl.start(body.preset, preset, body.label))
     return StartOut(state=eng.hubs[ctl.id].state(), preflight=_preflight(report))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from roomctl.preset import HexColor, Kelvin, Percent, Transition
 
@@ -56,7 +56,7 @@ class MusicChange(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     volume: Percent | None = None
-    playing: bool | None = None
+    playing: StrictBool | None = None  # 0 and "yes" are mistakes, not false and true
     skip: Literal["next", "previous"] | None = None
 
     @model_validator(mode="after")
@@ -71,7 +71,7 @@ class Event(BaseModel):
 
     kind: EventKind
     at: float  # clock seconds (epoch seconds on the real clock)
-    seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None  # extended
+    seconds: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | None = None  # extended
     phase: str | None = None  # jumped
     lights: LightsChange | None = None  # lights_set
     music: MusicChange | None = None  # music_set

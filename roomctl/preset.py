@@ -48,7 +48,8 @@ Duration = Annotated[
 PositiveDuration = Annotated[Duration, Field(gt=0)]
 NonNegativeDuration = Annotated[Duration, Field(ge=0)]
 Transition = Annotated[Duration, Field(ge=0, le=units.MAX_TRANSITION_S)]  # a light fade: a day at most
-Percent = Annotated[float, Field(ge=0, le=100)]
+# A number of percent: a JSON/YAML number only ("50" and true are mistakes, not 50 and 1).
+Percent = Annotated[float, Field(strict=True, ge=0, le=100)]
 Kelvin = Annotated[
     int,
     BeforeValidator(_kelvin),
@@ -59,6 +60,13 @@ HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#ff9a3c
 PhaseId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40)]
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
+
+# Limits no preset goes past: real presets have a handful of phases and a few reminders each.
+# They bound the work every later step does (validation, charts, timelines, the record).
+MAX_PHASES = 100
+MAX_CUES = 50  # per phase
+MAX_PRESET_CHARS = 200_000  # a preset file or YAML text
+MAX_YAML_DEPTH = 20  # a preset nests 6 levels deep (preset > phases > phase > cues > cue > value)
 
 
 class PhaseKind(StrEnum):
@@ -95,8 +103,8 @@ class PhaseMusic(BaseModel):
 
     playlist: Annotated[str, Field(min_length=1, max_length=80)] | None = None
     volume: Percent = 50.0
-    fade_in: NonNegativeDuration = 10.0
-    crossfade: NonNegativeDuration = 8.0
+    fade_in: Transition = 10.0
+    crossfade: Transition = 8.0
 
 
 class Cue(BaseModel):
@@ -127,7 +135,7 @@ class Phase(BaseModel):
     planned: PositiveDuration | None = None
     lights: PhaseLights | None = None
     music: PhaseMusic | None = None
-    cues: tuple[Cue, ...] = ()
+    cues: Annotated[tuple[Cue, ...], Field(max_length=MAX_CUES)] = ()
 
     @property
     def display_title(self) -> str:
@@ -178,7 +186,7 @@ class Preset(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=80)]
     description: Annotated[str, Field(max_length=2000)] = ""
-    phases: Annotated[tuple[Phase, ...], Field(min_length=1)]
+    phases: Annotated[tuple[Phase, ...], Field(min_length=1, max_length=MAX_PHASES)]
 
     @field_validator("phases", mode="after")
     @classmethod
@@ -291,7 +299,7 @@ def _raw_rule_problems(data: dict[str, Any], file: str) -> list[PresetProblem]:
     for i, raw in enumerate(raw_phases):
         if not isinstance(raw, dict):
             continue
-        pid = str(raw.get("id", f"#{i + 1}"))
+        pid = _phase_label(raw, i)
         if pid in seen:
             out.append(PresetProblem(file, None, "phases", f"phase id '{pid}' is used twice"))
         seen.add(pid)
@@ -365,7 +373,28 @@ _MODEL_FIELDS: dict[str, type[BaseModel]] = {
 
 
 def _num(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{value:g}" if isinstance(value, float) else shown(value)
+
+
+def _phase_label(raw: object, index: int) -> str:
+    """How a message names a raw phase: its id when that is a string, else its position. Never
+    str() of anything else: a YAML alias can make an id a structure of a billion items."""
+    pid = raw.get("id") if isinstance(raw, dict) else None
+    return shown(pid) if isinstance(pid, str) else f"#{index + 1}"
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value as a message may quote it: short, so a huge value never fills an answer."""
+    if isinstance(value, str):
+        text = value
+    elif value is None or isinstance(value, bool | int | float):
+        try:
+            text = repr(value)
+        except ValueError:  # an integer with thousands of digits
+            return "a very large number"
+    else:
+        return f"a {type(value).__name__}"  # never the repr of a structure: it may be huge
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def friendly_message(err: Any) -> str:
@@ -383,12 +412,17 @@ def friendly_message(err: Any) -> str:
         return "is required"
     if kind == "string_pattern_mismatch":
         if err["loc"] and err["loc"][-1] == "color":
-            return f"{value!r} is not a colour (use \"#rrggbb\")"
-        return f"{value!r} must be lower-case letters, digits, - or _"
+            return f"{shown(value)!r} is not a colour (use \"#rrggbb\")"
+        return f"{shown(value)!r} must be lower-case letters, digits, - or _"
     if kind == "enum":
-        return f"{value!r} is not one of {ctx.get('expected')}"
+        return f"{shown(value)!r} is not one of {ctx.get('expected')}"
     if kind == "too_short" and err["loc"] and err["loc"][-1] == "phases":
         return "a preset needs at least one phase"
+    if kind == "too_long":
+        return f"at most {ctx.get('max_length')} allowed"
+    if kind in ("float_type", "bool_type", "int_type"):
+        what = {"float_type": "a number", "bool_type": "true or false", "int_type": "a whole number"}[kind]
+        return f"{shown(value)} is not {what}"
     if kind == "value_error":
         error = ctx.get("error")
         return str(error) if error is not None else err["msg"]
@@ -396,7 +430,7 @@ def friendly_message(err: Any) -> str:
 
 
 def _unknown_key_message(loc: tuple[Any, ...]) -> str:
-    key = str(loc[-1])
+    key = shown(loc[-1])
     parent = next((str(p) for p in reversed(loc[:-1]) if isinstance(p, str)), "")
     model = _MODEL_FIELDS.get(parent, Preset)
     close = difflib.get_close_matches(key, list(model.model_fields), n=1)
@@ -418,8 +452,7 @@ def problems_from_validation(err: ValidationError, data: Any, file: str) -> list
         if len(loc) >= 2 and loc[0] == "phases" and isinstance(loc[1], int):
             i = loc[1]
             raw = raw_phases[i] if isinstance(raw_phases, list) and i < len(raw_phases) else None
-            pid = raw.get("id") if isinstance(raw, dict) else None
-            phase = str(pid) if pid is not None else f"#{i + 1}"
+            phase = _phase_label(raw, i)
             rest = loc[2:]
         field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in rest).replace(".[", "[")
         error = (e.get("ctx") or {}).get("error")
@@ -444,6 +477,7 @@ def parse_preset(data: Any, file: str = "<preset>") -> Preset:
     """Validate already-parsed data (from YAML or JSON). Raises PresetError with every problem."""
     if not isinstance(data, dict):
         raise PresetError([PresetProblem(file, None, None, "a preset must be a mapping with name and phases")])
+    _check_sizes(data, file)
     try:
         return Preset.model_validate(data)
     except ValidationError as err:
@@ -454,22 +488,80 @@ def parse_preset(data: Any, file: str = "<preset>") -> Preset:
     raise PresetError(problems)
 
 
+def _check_sizes(data: dict[str, Any], file: str) -> None:
+    """Refuse an oversized preset before validating it: pydantic checks a tuple's length only
+    after validating every item, so 20,000 phases would cost seconds before the refusal."""
+    phases = data.get("phases")
+    if isinstance(phases, list | tuple):
+        if len(phases) > MAX_PHASES:
+            raise PresetError([PresetProblem(file, None, "phases",
+                                             f"{len(phases)} phases: at most {MAX_PHASES} allowed")])
+        for i, phase in enumerate(phases):
+            cues = phase.get("cues") if isinstance(phase, dict) else None
+            if isinstance(cues, list | tuple) and len(cues) > MAX_CUES:
+                raise PresetError([PresetProblem(file, _phase_label(phase, i),
+                                                 "cues", f"{len(cues)} reminders: at most {MAX_CUES} allowed")])
+
+
+class _PresetYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with two refusals, checked while the document is composed, before
+    any value is built: aliases (``*name``: a few lines can expand to gigabytes, and a preset
+    never needs them) and nesting deeper than `MAX_YAML_DEPTH` (composing recurses)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _YamlRefused(f"YAML aliases (*{shown(event.anchor, 20)}) are not allowed in a preset: "
+                               "write the value out", event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _YamlRefused(f"nested more than {MAX_YAML_DEPTH} levels deep", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _YamlRefused(Exception):
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.mark = mark
+
+
+def _where(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+
+
 def parse_preset_yaml(text: str, file: str = "<preset>") -> Preset:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+    """Parse preset YAML (bounded: size, depth, no aliases) and validate it. A blocking call:
+    run it in a thread when an event loop is waiting."""
+    if len(text) > MAX_PRESET_CHARS:
         raise PresetError([PresetProblem(file, None, None,
-                                         f"YAML syntax error at {where}: {err.problem}")]) from None
+                                         f"{len(text):,} characters: a preset has at most {MAX_PRESET_CHARS:,}")])
+    loader = _PresetYamlLoader(text)
+    try:
+        data = loader.get_single_data()
+    except _YamlRefused as err:
+        raise PresetError([PresetProblem(file, None, None, f"YAML at {_where(err.mark)}: {err}")]) from None
+    except yaml.MarkedYAMLError as err:
+        raise PresetError([PresetProblem(file, None, None,
+                                         f"YAML syntax error at {_where(err.problem_mark)}: {err.problem}")]) from None
     except yaml.YAMLError as err:
-        raise PresetError([PresetProblem(file, None, None, f"YAML error: {err}")]) from None
+        raise PresetError([PresetProblem(file, None, None, f"YAML error: {shown(str(err), 200)}")]) from None
+    finally:
+        loader.dispose()
     return parse_preset(data, file)
 
 
 def load_preset(path: str | Path) -> Preset:
     p = Path(path)
     try:
+        if p.stat().st_size > 4 * MAX_PRESET_CHARS:  # UTF-8 takes at most 4 bytes a character
+            raise PresetError([PresetProblem(p.name, None, None, f"{p.stat().st_size:,} bytes: too large for a preset")])
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise PresetError([PresetProblem(p.name, None, None, f"cannot read: {err}")]) from None
