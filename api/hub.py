@@ -90,3 +90,47 @@ class RoomHub:
 
     def disconnect(self, q: asyncio.Queue[str]) -> None:
         self._clients.discard(q)
+
+
+class DeviceSockets:
+    """The open WebSockets of each paired device, so that revoking a device closes them at
+    once. `close_device` may be called from any thread (a revocation in the threadpool)."""
+
+    def __init__(self) -> None:
+        self._by_device: dict[str, set[asyncio.Event]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, device_id: str) -> asyncio.Event:
+        """An event set when ``device_id`` is revoked; `unwatch` it when the socket closes."""
+        self._loop = asyncio.get_running_loop()
+        revoked = asyncio.Event()
+        self._by_device.setdefault(device_id, set()).add(revoked)
+        return revoked
+
+    def unwatch(self, device_id: str, revoked: asyncio.Event) -> None:
+        events = self._by_device.get(device_id)
+        if events is not None:
+            events.discard(revoked)
+            if not events:
+                del self._by_device[device_id]
+
+    def open_count(self, device_id: str) -> int:
+        return len(self._by_device.get(device_id, ()))
+
+    def close_device(self, device_id: str) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def close() -> None:
+            for revoked in list(self._by_device.get(device_id, ())):
+                revoked.set()
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            close()
+        else:
+            loop.call_soon_threadsafe(close)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from api.auth import Role
 from api.state import RoomState
 
 _STRICT = ConfigDict(extra="forbid")
@@ -43,13 +44,36 @@ class PairIn(BaseModel):
 class PairOut(BaseModel):
     token: str
     token_id: str
+    role: Role
 
 
-class TokenOut(BaseModel):
+class DeviceOut(BaseModel):
+    """A paired device as the settings screen lists it."""
+
     id: str
-    label: str
+    name: str
+    role: Role
     created_at: float
     last_seen: float | None = None
+    address: str | None = None  # where it was last used from
+    this: bool = False  # the device asking
+
+
+class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Room 1 iPad"}]})
+
+    name: Annotated[str, Field(min_length=1, max_length=80)] | None = None
+    role: Role | None = None  # an admin's change only
+
+
+class TlsOut(BaseModel):
+    """How the tablet reaches roomctl: what to install and the fingerprint to compare with
+    the one `roomctl serve` printed."""
+
+    https: bool
+    ca_url: str | None = None  # the local certificate authority, to install once per tablet
+    ca_fingerprint: str | None = None  # SHA-256
+    certificate_expires: float | None = None  # epoch seconds; renewed before
 
 
 class StartIn(BaseModel):

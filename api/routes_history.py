@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Authed, Engine, EngineDep
+from api.deps import AdminDevice, Authed, Engine, EngineDep
 from api.models import ErrorOut, Responses
 from roomctl.records.export import session_csv, session_json
 from roomctl.records.report import session_report_svg
@@ -22,6 +22,7 @@ router = APIRouter(prefix="/api/sessions", tags=["history"],
                               409: {"model": ErrorOut, "description": "no record is kept, or the "
                                     "session is running"}})
 E404: Responses = {404: {"model": ErrorOut, "description": "no such session"}}
+ADMIN: Responses = {403: {"model": ErrorOut, "description": "only a clinic admin may do this"}}
 
 
 class SessionSummaryOut(BaseModel):
@@ -50,7 +51,7 @@ class LabelIn(BaseModel):
 class PurgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"older_than_days": 365}]})
 
-    older_than_days: Annotated[float, Field(gt=0, le=36500)]
+    older_than_days: Annotated[float, Field(strict=True, ge=1, le=36500)]  # a day at least: today's records stay
 
 
 class PurgeOut(BaseModel):
@@ -134,8 +135,9 @@ def set_label(session_id: str, body: LabelIn, eng: EngineDep, _: Authed) -> Sess
     return SessionSummaryOut.model_validate(_summary(eng, session_id), from_attributes=True)
 
 
-@router.delete("/{session_id}", status_code=204, responses=E404, summary="Delete a session's record")
-def delete_session(session_id: str, eng: EngineDep, _: Authed) -> Response:
+@router.delete("/{session_id}", status_code=204, responses={**E404, **ADMIN},
+               summary="Delete a session's record (a clinic admin)")
+def delete_session(session_id: str, eng: EngineDep, _: AdminDevice) -> Response:
     _summary(eng, session_id)
     if _running(eng, session_id):
         raise HTTPException(409, "the session is running: end it first")
@@ -143,6 +145,7 @@ def delete_session(session_id: str, eng: EngineDep, _: Authed) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/purge", response_model=PurgeOut, summary="Delete ended sessions older than N days")
-def purge(body: PurgeIn, eng: EngineDep, _: Authed) -> PurgeOut:
+@router.post("/purge", response_model=PurgeOut, responses=ADMIN,
+             summary="Delete ended sessions older than N days (a clinic admin)")
+def purge(body: PurgeIn, eng: EngineDep, _: AdminDevice) -> PurgeOut:
     return PurgeOut(deleted=_store(eng).purge_older_than(body.older_than_days, eng.service.clock.now()))

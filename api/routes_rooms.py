@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Authed, EngineDep, RoomDep, ws_token_ok
+from api.deps import Authed, EngineDep, RoomDep, ws_device
 from api.models import (
     AckIn,
     EmergencyIn,
@@ -182,10 +182,27 @@ async def acknowledge(body: AckIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> A
     return await _command(eng, ctl, ctl.runner.acknowledge(body.cue, body.note))
 
 
+def same_origin(ws: WebSocket) -> bool:
+    """A browser's WebSocket must come from the tablet page itself: its Origin is this very
+    scheme, host and port (the Host was checked against the allowed hosts before). Clients
+    that are not browsers send no Origin."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    scheme = "https" if ws.url.scheme == "wss" else "http"
+    host = ws.headers.get("host", "")
+    return origin.lower() == f"{scheme}://{host}".lower()
+
+
 async def live(ws: WebSocket, room_id: str) -> None:
-    """The room state, pushed whole on every change; the first message is the state now."""
+    """The room state, pushed whole on every change; the first message is the state now.
+    Closed (4401) as soon as the device is revoked."""
     eng = ws.app.state.engine
-    if not ws_token_ok(ws, eng):
+    if not same_origin(ws):
+        await ws.close(code=4403, reason="only the tablet page may connect")
+        return
+    device = ws_device(ws, eng)
+    if device is None:
         await ws.close(code=4401, reason="pair this tablet first")
         return
     hub = eng.hubs.get(room_id)
@@ -194,24 +211,32 @@ async def live(ws: WebSocket, room_id: str) -> None:
         return
     await ws.accept()
     queue = hub.connect()
+    revoked = eng.sockets.watch(device.id)
 
     async def drain_incoming() -> None:
         while True:
             await ws.receive_text()  # clients send nothing we act on; this notices a close
 
     reader = asyncio.create_task(drain_incoming())
+    watcher = asyncio.create_task(revoked.wait())
     try:
         while True:
             getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({getter, reader, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if reader in done:
                 getter.cancel()
+                break
+            if watcher in done:
+                getter.cancel()
+                await ws.close(code=4401, reason="this tablet's pairing was revoked")
                 break
             await ws.send_text(getter.result())
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         hub.disconnect(queue)
+        eng.sockets.unwatch(device.id, revoked)
+        watcher.cancel()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, Exception):
             await reader

@@ -514,13 +514,14 @@ class _PresetYamlLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # types-PyYAML leaves it untyped
             raise _YamlRefused(f"YAML aliases (*{shown(event.anchor, 20)}) are not allowed in a preset: "
                                "write the value out", event.start_mark)
         self._depth += 1
         try:
             if self._depth > MAX_YAML_DEPTH:
-                raise _YamlRefused(f"nested more than {MAX_YAML_DEPTH} levels deep", self.peek_event().start_mark)
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+                raise _YamlRefused(f"nested more than {MAX_YAML_DEPTH} levels deep", mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -542,8 +543,9 @@ def parse_preset_yaml(text: str, file: str = "<preset>") -> Preset:
     if len(text) > MAX_PRESET_CHARS:
         raise PresetError([PresetProblem(file, None, None,
                                          f"{len(text):,} characters: a preset has at most {MAX_PRESET_CHARS:,}")])
-    loader = _PresetYamlLoader(text)
+    loader: _PresetYamlLoader | None = None
     try:
+        loader = _PresetYamlLoader(text)  # reads the text: a non-printable character raises here
         data = loader.get_single_data()
     except _YamlRefused as err:
         raise PresetError([PresetProblem(file, None, None, f"YAML at {_where(err.mark)}: {err}")]) from None
@@ -553,15 +555,17 @@ def parse_preset_yaml(text: str, file: str = "<preset>") -> Preset:
     except yaml.YAMLError as err:
         raise PresetError([PresetProblem(file, None, None, f"YAML error: {shown(str(err), 200)}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return parse_preset(data, file)
 
 
 def load_preset(path: str | Path) -> Preset:
     p = Path(path)
     try:
-        if p.stat().st_size > 4 * MAX_PRESET_CHARS:  # UTF-8 takes at most 4 bytes a character
-            raise PresetError([PresetProblem(p.name, None, None, f"{p.stat().st_size:,} bytes: too large for a preset")])
+        size = p.stat().st_size
+        if size > 4 * MAX_PRESET_CHARS:  # UTF-8 takes at most 4 bytes a character
+            raise PresetError([PresetProblem(p.name, None, None, f"{size:,} bytes: too large for a preset")])
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise PresetError([PresetProblem(p.name, None, None, f"cannot read: {err}")]) from None

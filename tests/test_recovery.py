@@ -93,7 +93,7 @@ def test_sigkill_in_the_journey_then_restart_resumes_in_place(serve: Serve) -> N
     acknowledged: list[str] = []
 
     def cmd(path: str, body: dict[str, Any] | None = None, kind: str | None = None) -> dict[str, Any]:
-        r = httpx.post(f"{room}/{path}", json=body, headers=h)
+        r = httpx.post(f"{room}/{path}", json=body if body is not None else {}, headers=h)
         assert r.status_code in (200, 201), r.text
         if kind:
             acknowledged.append(kind)
