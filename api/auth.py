@@ -84,7 +84,7 @@ def _same(given: str, secret: str) -> bool:
 
 def clean_name(text: str) -> str:
     """A device name as shown: printable, single-spaced, at most NAME_MAX characters."""
-    printable = "".join(c for c in text if unicodedata.category(c)[0] != "C")
+    printable = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in text)
     return " ".join(printable.split())[:NAME_MAX] or "tablet"
 
 

@@ -252,7 +252,8 @@ def _issue(folder: Path, names: Sequence[str], ca: x509.Certificate, ca_key: ec.
             .issuer_name(ca.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
+            # Valid from the real present even when asked about a later moment (renewal checks).
+            .not_valid_before(min(now, dt.datetime.now(dt.UTC)) - dt.timedelta(hours=1))
             .not_valid_after(min(now + dt.timedelta(days=SERVER_DAYS), ca.not_valid_after_utc))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, crl_sign=False,

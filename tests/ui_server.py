@@ -3,6 +3,8 @@
 It writes a config with a known PIN and a data folder under a base directory, picks a free
 127.0.0.1 port, and can be stopped and started again on the same port and data (to see the
 tablet reconnect). Output goes to a log file so a chatty server never blocks on a full pipe.
+By default it serves HTTPS (``tls = "on"`` even on loopback) with the certificate authority
+roomctl makes in the data folder: `ca_file` is what a client trusts.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -65,8 +68,10 @@ def _roomctl() -> list[str]:
 class UIServer:
     """`roomctl serve` on 127.0.0.1 with simulated lights and audio, one room "Room 1"."""
 
-    def __init__(self, base: Path, presets: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(self, base: Path, presets: dict[str, str] | None = None, port: int | None = None,
+                 *, tls: bool = True, extra_config: str = "") -> None:
         self.base = base
+        self.tls = tls
         self.data = base / "data"
         self.clinic = self.data / "presets"
         self.config = base / "roomctl.toml"
@@ -81,6 +86,8 @@ class UIServer:
         self.config.write_text(
             f'pin = "{PIN}"\n'
             'data_dir = "data"\n'
+            f'listen = {{ tls = "{"on" if tls else "off"}" }}\n'
+            f"{extra_config}"
             "[[rooms]]\n"
             'name = "Room 1"\n'
             "[rooms.lights]\n"
@@ -92,7 +99,18 @@ class UIServer:
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The certificate authority roomctl made on its first start."""
+        return self.data / "tls" / "ca.pem"
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an httpx client trusts: only roomctl's own CA (plain HTTP: the default)."""
+        if not self.tls:
+            return True
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
     @property
     def running(self) -> bool:
@@ -108,7 +126,12 @@ class UIServer:
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout_s
-        with httpx.Client(timeout=1.0) as client:
+        while self.tls and not self.ca_file.exists():  # made before the server listens
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        with httpx.Client(timeout=1.0, verify=self.verify() if self.ca_file.exists() or not self.tls else True) \
+                as client:
             while True:
                 if self._proc.poll() is not None:
                     log = self.log_path.read_text(encoding="utf-8", errors="replace")[offset:]
@@ -146,7 +169,8 @@ class UIServer:
 
     def token(self) -> str:
         """A fresh token for API checks beside the browser."""
-        r = httpx.post(f"{self.origin}/api/pair", json={"pin": PIN, "label": "test"}, timeout=5)
+        r = httpx.post(f"{self.origin}/api/pair", json={"pin": PIN, "label": "test"}, timeout=5,
+                       verify=self.verify())
         r.raise_for_status()
         token: str = r.json()["token"]
         return token
