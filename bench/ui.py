@@ -1,6 +1,7 @@
 """How fast the tablet page is usable, and how much it weighs.
 
-Starts `roomctl serve` on loopback with a session running, pairs once (the HttpOnly cookie),
+Starts `roomctl serve` on loopback over HTTPS (its own certificate authority, trusted by the
+browser as an installed tablet trusts it) with a session running, pairs once (the HttpOnly cookie),
 then opens the page several times, each in a fresh browser context (cold cache, cookie
 only), and reads `window.__roomctlReadyAt`: the page's own performance.now() at the moment
 the controls are enabled with the live state (navigation start = 0). Also sums the bytes of
@@ -12,6 +13,7 @@ Run: .venv/bin/python bench/ui.py — the last line is one JSON object.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from playwright.sync_api import Response, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from ui_server import PIN, UI_CHECK_PRESET, UIServer  # noqa: E402 - the shared test server helper
+from ui_server import PIN, UI_CHECK_PRESET, UIServer, chromium_env, make_ca, wait_until  # noqa: E402 - the shared test server helper
 
 LOADS = 9
 GOAL_MS = 1000.0
@@ -34,23 +36,25 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="roomctl-bench-ui-") as tmp:
-        server = UIServer(Path(tmp), presets={"ui-check": UI_CHECK_PRESET})
+        ca = make_ca(Path(tmp) / "ca")
+        server = UIServer(Path(tmp) / "served", presets={"ui-check": UI_CHECK_PRESET}, ca_from=ca.parent)
         server.start()
         try:
-            return run(server)
+            return run(server, chromium_env(ca, Path(tmp) / "home"))
         finally:
             server.stop()
 
 
-def run(server: UIServer) -> int:
+def run(server: UIServer, env: dict[str, str | float | bool]) -> int:
     origin = server.origin
     token = server.token()
     r = httpx.post(f"{origin}/api/rooms/room-1/session", json={"preset": "ui-check", "label": "bench"},
-                   headers={"Authorization": f"Bearer {token}"}, timeout=5)
+                   headers={"Authorization": f"Bearer {token}"}, timeout=5, verify=server.verify())
     r.raise_for_status()
 
+    os.environ["NODE_EXTRA_CA_CERTS"] = str(env["NODE_EXTRA_CA_CERTS"])  # read when Playwright's driver starts
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, env=env)
         try:
             paired = browser.new_context()
             resp = paired.request.post(f"{origin}/api/pair", data={"pin": PIN, "label": "bench"})
@@ -72,7 +76,7 @@ def run(server: UIServer) -> int:
 
                 page.on("response", keep)
                 page.goto(origin + "/")
-                page.wait_for_function("window.__roomctlReadyAt !== undefined", timeout=10000)
+                wait_until(page, "window.__roomctlReadyAt !== undefined", timeout=10000)
                 assert page.is_visible("#running"), "the session screen is showing"
                 times.append(float(page.evaluate("window.__roomctlReadyAt")))
                 page.wait_for_load_state("load")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ import httpx
 import pytest
 import yaml
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Request, Route, sync_playwright
-from ui_server import PIN, UI_CHECK_PRESET, UIServer
+from ui_server import PIN, UI_CHECK_PRESET, UIServer, chromium_env, make_ca, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "screenshots"
@@ -31,18 +33,36 @@ CONTROLS = "#controls button, #controls input, #controls select, #controls texta
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+def ca_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One roomctl certificate authority for the module's servers, installed in the browser."""
+    folder = tmp_path_factory.mktemp("ca")
+    make_ca(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser(ca_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    env = chromium_env(ca_folder / "ca.pem", tmp_path_factory.mktemp("home"))
+    # Playwright's driver reads NODE_EXTRA_CA_CERTS when it starts: set it for that moment.
+    saved = os.environ.get("NODE_EXTRA_CA_CERTS")
+    os.environ["NODE_EXTRA_CA_CERTS"] = str(env["NODE_EXTRA_CA_CERTS"])
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, env=env)
+            try:
+                yield b
+            finally:
+                b.close()
+    finally:
+        if saved is None:
+            os.environ.pop("NODE_EXTRA_CA_CERTS", None)
+        else:
+            os.environ["NODE_EXTRA_CA_CERTS"] = saved
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[UIServer]:
-    srv = UIServer(tmp_path, presets={"ui-check": UI_CHECK_PRESET})
+def server(tmp_path: Path, ca_folder: Path) -> Iterator[UIServer]:
+    srv = UIServer(tmp_path, presets={"ui-check": UI_CHECK_PRESET}, ca_from=ca_folder)
     srv.start()
     try:
         yield srv
@@ -65,6 +85,7 @@ class Tablet:
     requests: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(exist_ok=True)
@@ -72,12 +93,12 @@ class Tablet:
         self.page.screenshot(path=str(SHOTS / f"{w}x{h}-{name}.png"))
 
     def wait_live(self) -> None:
-        self.page.wait_for_function(
+        wait_until(self.page,
             "window.__roomctlReadyAt !== undefined && !document.getElementById('controls').disabled")
 
     def state(self) -> dict[str, Any]:
         r = httpx.get(f"{self.server.origin}/api/rooms/room-1/state",
-                      headers={"Authorization": f"Bearer {self.token}"}, timeout=5)
+                      headers={"Authorization": f"Bearer {self.token}"}, timeout=5, verify=self.server.verify())
         r.raise_for_status()
         data: dict[str, Any] = r.json()
         return data
@@ -90,7 +111,8 @@ class Tablet:
 
     def assert_only_local(self) -> None:
         origin = self.server.origin
-        ws_origin = origin.replace("http://", "ws://", 1)
+        assert origin.startswith("https://"), "the tablet page is served over HTTPS"
+        ws_origin = origin.replace("https://", "wss://", 1)
         assert not self.blocked, f"the page tried to reach other hosts: {self.blocked}"
         strays = [u for u in self.requests
                   if not (u.startswith((origin + "/", ws_origin + "/")) or u.startswith(("data:", "blob:")))]
@@ -99,6 +121,7 @@ class Tablet:
 
     def assert_no_script_errors(self) -> None:
         assert not self.errors, self.errors
+        assert not self.csp_violations, f"the page broke its Content-Security-Policy: {self.csp_violations}"
 
 
 @pytest.fixture
@@ -108,7 +131,7 @@ def tablet(browser: Browser, server: UIServer, viewport: tuple[int, int]) -> Ite
     page = context.new_page()
     t = Tablet(page, context, server, viewport)
     origin = server.origin
-    ws_origin = origin.replace("http://", "ws://", 1)
+    ws_origin = origin.replace("https://", "wss://", 1)
 
     def only_roomctl(route: Route) -> None:
         url = route.request.url
@@ -118,6 +141,10 @@ def tablet(browser: Browser, server: UIServer, viewport: tuple[int, int]) -> Ite
             t.blocked.append(url)
             route.abort()
 
+    # Every Content-Security-Policy violation the page causes, reported from inside the page.
+    context.expose_binding("__roomctlCspViolation", lambda _source, text: t.csp_violations.append(text))
+    context.add_init_script("""document.addEventListener("securitypolicyviolation", (e) =>
+        window.__roomctlCspViolation(`${e.violatedDirective} ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`));""")
     context.route("**/*", only_roomctl)
     context.on("request", lambda r: t.requests.append(r.url))
     page.on("websocket", lambda ws: t.requests.append(ws.url))
@@ -139,7 +166,7 @@ def pair_by_api(t: Tablet) -> None:
 
 def start_by_api(t: Tablet, preset: str = "ui-check") -> None:
     r = httpx.post(f"{t.server.origin}/api/rooms/room-1/session", json={"preset": preset},
-                   headers={"Authorization": f"Bearer {t.token}"}, timeout=5)
+                   headers={"Authorization": f"Bearer {t.token}"}, timeout=5, verify=t.server.verify())
     assert r.status_code == 201, r.text
 
 
@@ -163,8 +190,17 @@ def controls_disabled(page: Page) -> list[bool]:
 
 def test_pair_and_run_a_session(tablet: Tablet) -> None:
     t, page = tablet, tablet.page
-    page.goto(t.server.origin + "/")
+    response = page.goto(t.server.origin + "/")
+    # HTTPS, trusted through roomctl's certificate authority (installed in this browser).
+    assert response is not None and page.evaluate("window.isSecureContext") is True
+    details = response.security_details()
+    assert details is not None and (details.get("issuer") or "").startswith("roomctl local CA"), details
     page.wait_for_selector("#pair-screen:not([hidden])")
+    # The pairing screen offers the certificate for other tablets, with the fingerprint printed at start.
+    page.wait_for_selector("#pair-ca:not([hidden])")
+    printed = re.search(r"fingerprint \(compare on the tablet\): (\S+)", t.server.log_path.read_text())
+    assert printed and page.inner_text("#pair-ca-fp") == printed.group(1)
+    assert page.get_attribute("#pair-ca-link", "href") == "/roomctl-ca.crt"
     assert page.get_attribute("#pin", "inputmode") == "numeric"
     for digit in PIN:
         page.click(f"#keypad [data-key='{digit}']")
@@ -190,10 +226,10 @@ def test_pair_and_run_a_session(tablet: Tablet) -> None:
     page.click("#start-btn")
     page.wait_for_selector("#running:not([hidden])")
     assert page.inner_text("#phase-title") == "Settle in"
-    page.wait_for_function("window.roomctl.wakeLock && window.roomctl.wakeLock.type === 'screen'")
+    wait_until(page, "window.roomctl.wakeLock && window.roomctl.wakeLock.type === 'screen'")
     assert "Journey" in page.inner_text("#next-phase")
     before = page.inner_text("#t-phase")
-    page.wait_for_function(f"document.getElementById('t-phase').textContent !== {json.dumps(before)}",
+    wait_until(page, f"document.getElementById('t-phase').textContent !== {json.dumps(before)}",
                            timeout=2500)
 
     # The reminder at 2 s: gentle, on the tablet only, one tap (with a short note) to acknowledge.
@@ -207,7 +243,7 @@ def test_pair_and_run_a_session(tablet: Tablet) -> None:
     assert [(c["id"], c["note"]) for c in acked] == [("settle/0", "BP 124/80")]
 
     # Brightness: a real drag; throttled updates while dragging, the final value on release.
-    page.wait_for_function("[...document.querySelectorAll('.bulb')]"
+    wait_until(page, "[...document.querySelectorAll('.bulb')]"
                            ".every(b => b.dataset.brightness === '60.0')")
     before_bulbs = bulb_levels(page)
     slider = page.locator("#bri")
@@ -237,7 +273,7 @@ def test_pair_and_run_a_session(tablet: Tablet) -> None:
     page.mouse.up()
     final = int(page.input_value("#bri"))
     assert 15 <= final <= 25, final
-    page.wait_for_function(
+    wait_until(page,
         f"[...document.querySelectorAll('.bulb')].every(b => Math.abs(b.dataset.brightness - {final}) < 0.6)",
         timeout=5000)
     page.wait_for_timeout(1300)  # the swatches' glow eases over 1.2 s
@@ -283,7 +319,7 @@ def test_pair_and_run_a_session(tablet: Tablet) -> None:
     # Jump to the journey: night mode is suggested, taken with one tap.
     page.click("#btn-jump")
     page.click("#dlg-jump [data-phase='journey']")
-    page.wait_for_function("document.getElementById('phase-title').textContent === 'Journey'")
+    wait_until(page, "document.getElementById('phase-title').textContent === 'Journey'")
     page.wait_for_selector("#nudge:not([hidden])")
     page.click("#nudge-yes")
     assert page.evaluate("document.documentElement.classList.contains('night')")
@@ -305,7 +341,7 @@ def test_pair_and_run_a_session(tablet: Tablet) -> None:
     page.wait_for_selector("#idle:not([hidden])")
     assert t.state()["session"]["ended"] is True
     assert "Last session: UI check" in page.inner_text("#last-session")
-    page.wait_for_function("window.roomctl.wakeLock === null")
+    wait_until(page, "window.roomctl.wakeLock === null")
     t.shot("09-ended")
 
     t.assert_only_local()
@@ -335,7 +371,7 @@ def test_pairing_link_pairs_once(tablet: Tablet, browser: Browser) -> None:
         assert "already used" in p2.inner_text("#pair-msg")
         p2.fill("#pin", "000000")
         p2.click("#pair-btn")
-        p2.wait_for_function("document.getElementById('pair-msg').textContent.includes('not right')")
+        wait_until(p2, "document.getElementById('pair-msg').textContent.includes('not right')")
     finally:
         other.close()
     t.assert_only_local()
@@ -377,10 +413,10 @@ def test_preset_chart_editor_and_files(tablet: Tablet) -> None:
     t.shot("12-editor-problem")
 
     bri.fill("25")
-    page.wait_for_function("document.querySelectorAll('#editor .fmsg:not(.phase-msg)').length === 0")
+    wait_until(page, "document.querySelectorAll('#editor .fmsg:not(.phase-msg)').length === 0")
     assert page.inner_text("#ed-problems") == ""
     page.click("#ed-save")
-    page.wait_for_function("document.getElementById('ed-status').textContent === 'Saved as ui-check.yaml'")
+    wait_until(page, "document.getElementById('ed-status').textContent === 'Saved as ui-check.yaml'")
     saved = yaml.safe_load((t.server.clinic / "ui-check.yaml").read_text(encoding="utf-8"))
     assert saved["phases"][1]["lights"]["brightness"] == 25
     page.wait_for_selector("#ed-chart svg [data-series='brightness']")
@@ -406,7 +442,7 @@ def test_preset_chart_editor_and_files(tablet: Tablet) -> None:
     assert (t.server.clinic / "evening.yaml").is_file()
     page.set_input_files("#import-file", files=[FilePayload(
         name="broken.yaml", mimeType="application/yaml", buffer=b"name: Broken\nphases: []\n")])
-    page.wait_for_function("document.getElementById('import-msg').textContent.includes('broken.yaml')")
+    wait_until(page, "document.getElementById('import-msg').textContent.includes('broken.yaml')")
     assert not (t.server.clinic / "broken.yaml").exists()
 
     # A new preset: named, phases reordered and removed, a reminder added, saved under its id.
@@ -419,15 +455,79 @@ def test_preset_chart_editor_and_files(tablet: Tablet) -> None:
     page.fill(".ed-phase[data-index='0'] input[data-field='cues[0].at']", "30m")
     page.locator(".ed-phase[data-index='0'] .fmsg[data-problem='cues[0].at']").wait_for(timeout=3000)
     page.fill(".ed-phase[data-index='0'] input[data-field='cues[0].at']", "2m")
-    page.wait_for_function("document.querySelectorAll('#editor .fmsg:not(.phase-msg)').length === 0")
+    wait_until(page, "document.querySelectorAll('#editor .fmsg:not(.phase-msg)').length === 0")
     page.click("#ed-save")
-    page.wait_for_function("document.getElementById('ed-status').textContent"
+    wait_until(page, "document.getElementById('ed-status').textContent"
                            " === 'Saved as evening-calm.yaml'")
     made = yaml.safe_load((t.server.clinic / "evening-calm.yaml").read_text(encoding="utf-8"))
     assert made["name"] == "Evening calm"
     assert [p["id"] for p in made["phases"]] == ["dosing", "preparation", "journey"]
     assert made["phases"][0]["cues"] == [{"at": "2m", "text": "Check in"}]
 
+    t.assert_only_local()
+    t.assert_no_script_errors()
+
+
+# ── paired devices ──────────────────────────────────────────────────────────────
+
+
+def test_devices_are_listed_renamed_and_revoked(tablet: Tablet, browser: Browser) -> None:
+    t, page = tablet, tablet.page
+    pair_by_api(t)  # the first device paired: the clinic's admin
+    other = t.server.token()
+    page.goto(t.server.origin + "/")
+    t.wait_live()
+    page.click("#tab-devices")
+    page.wait_for_selector("#dev-list .dev[data-this='1']")
+    page.wait_for_selector("#dev-list .dev[data-this='0']")
+    mine = page.locator("#dev-list .dev[data-this='1']")
+    assert "test tablet (this tablet)" in mine.inner_text()
+    assert mine.locator(".role").get_attribute("data-role") == "admin"
+    assert "Last seen just now · from 127.0.0.1" in mine.inner_text()
+    assert page.is_visible("#dev-ca") and len(page.inner_text("#dev-ca-fp").split(":")) == 32
+    t.shot("16-devices")
+
+    theirs = page.locator("#dev-list .dev[data-this='0']")
+    theirs.locator("[data-action='rename']").click()
+    theirs.locator("input").fill("Hall tablet")
+    theirs.locator("button[type='submit']").click()
+    page.wait_for_selector("#dev-list .dev[data-this='0'] .dev-name:has-text('Hall tablet')")
+    theirs.locator("[data-action='role']").click()
+    page.wait_for_selector("#dev-list .dev[data-this='0'] .role[data-role='admin']")
+    theirs.locator("[data-action='role']").click()
+    page.wait_for_selector("#dev-list .dev[data-this='0'] .role[data-role='therapist']")
+
+    theirs.locator("[data-action='revoke']").click()
+    page.wait_for_selector("#dlg-revoke[open]")
+    assert page.inner_text("#dlg-revoke-title") == "Revoke “Hall tablet”?"
+    page.wait_for_timeout(400)
+    t.shot("17-revoke-confirm")
+    page.click("#dlg-revoke-yes")
+    page.wait_for_selector("#dev-list .dev[data-this='0']", state="detached")
+    r = httpx.get(f"{t.server.origin}/api/rooms", headers={"Authorization": f"Bearer {other}"},
+                  verify=t.server.verify(), timeout=5)
+    assert r.status_code == 401
+
+    # A therapist's tablet sees the list but no admin actions on the others.
+    therapist = browser.new_context(viewport={"width": t.size[0], "height": t.size[1]})
+    try:
+        p2 = therapist.new_page()
+        p2.goto(t.server.origin + "/")
+        p2.wait_for_selector("#pair-screen:not([hidden])")
+        p2.fill("#pin", PIN)
+        p2.click("#pair-btn")
+        wait_until(p2, "!document.getElementById('controls').disabled")
+        p2.click("#tab-devices")
+        p2.wait_for_selector("#dev-list .dev[data-this='0']")
+        assert "Only a clinic admin" in p2.inner_text("#dev-role-note")
+        admin_row = p2.locator("#dev-list .dev[data-this='0']")
+        assert admin_row.locator("button").count() == 0
+        assert p2.locator("#dev-list .dev[data-this='1'] [data-action='revoke']").inner_text() == "Forget this tablet…"
+        w, h = t.size
+        p2.screenshot(path=str(SHOTS / f"{w}x{h}-18-devices-therapist.png"))
+    finally:
+        therapist.close()
+    page.click("#tab-session")
     t.assert_only_local()
     t.assert_no_script_errors()
 
@@ -460,7 +560,7 @@ def test_reconnects_after_a_restart(tablet: Tablet) -> None:
     assert page.locator("#btn-hold").is_enabled()
     t.shot("15-reconnected")
     page.click("#btn-hold")
-    page.wait_for_function("document.getElementById('btn-hold').textContent === 'Resume'")
+    wait_until(page, "document.getElementById('btn-hold').textContent === 'Resume'")
     assert t.state()["session"]["held"] is True
 
     t.assert_only_local()

@@ -9,6 +9,7 @@ roomctl makes in the data folder: `ca_file` is what a client trusts.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -69,7 +70,9 @@ class UIServer:
     """`roomctl serve` on 127.0.0.1 with simulated lights and audio, one room "Room 1"."""
 
     def __init__(self, base: Path, presets: dict[str, str] | None = None, port: int | None = None,
-                 *, tls: bool = True, extra_config: str = "") -> None:
+                 *, tls: bool = True, extra_config: str = "", ca_from: Path | None = None) -> None:
+        """``ca_from``: a folder with a certificate authority made earlier (`make_ca`), which
+        this server uses instead of making its own: one browser trust store serves them all."""
         self.base = base
         self.tls = tls
         self.data = base / "data"
@@ -81,6 +84,10 @@ class UIServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.clinic.mkdir(parents=True, exist_ok=True)
+        if ca_from is not None:
+            (self.data / "tls").mkdir(parents=True, exist_ok=True)
+            for name in ("ca.pem", "ca-key.pem"):
+                shutil.copy(ca_from / name, self.data / "tls" / name)
         for preset_id, text in (presets or {}).items():
             (self.clinic / f"{preset_id}.yaml").write_text(text, encoding="utf-8")
         self.config.write_text(
@@ -174,3 +181,34 @@ class UIServer:
         r.raise_for_status()
         token: str = r.json()["token"]
         return token
+
+
+def make_ca(folder: Path) -> Path:
+    """A roomctl certificate authority (as `roomctl serve` makes it) in ``folder``; its ca.pem."""
+    from roomctl.tls import local_tls
+
+    tls = local_tls(folder, ["localhost", "127.0.0.1", "::1"])
+    assert tls.ca_file is not None
+    return tls.ca_file
+
+
+def chromium_env(ca_file: Path, home: Path) -> dict[str, str | float | bool]:
+    """The environment for a Chromium that trusts ``ca_file`` as a tablet does once the CA is
+    installed: Chromium on Linux reads trust anchors from the NSS database in $HOME/.pki/nssdb.
+    Playwright's own HTTP client (context.request) trusts it through NODE_EXTRA_CA_CERTS."""
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=True, capture_output=True)
+    subprocess.run(["certutil", "-A", "-d", f"sql:{db}", "-n", "roomctl local CA", "-t", "C,,", "-i", str(ca_file)],
+                   check=True, capture_output=True)
+    return {**os.environ, "HOME": str(home), "NODE_EXTRA_CA_CERTS": str(ca_file)}
+
+
+def wait_until(page: Any, expression: str, timeout: float = 30000) -> None:
+    """Playwright's Page.wait_for_function, without its in-page `new Function`: under the page's CSP (no
+    'unsafe-eval') that is refused. page.evaluate runs outside the CSP, as a debugger would."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout / 1000:g} s: {expression}")
+        time.sleep(0.03)

@@ -1,6 +1,7 @@
 // roomctl tablet: pairing, the live room state over the WebSocket, and the session screen.
 import { api, fmtClock, fmtSpan, h, onUnauthorized, toast } from "./util.js";
 import * as presets from "./presets.js";
+import * as devices from "./devices.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -654,7 +655,9 @@ function showTab(tab) {
   for (const b of document.querySelectorAll(".tabs [data-tab]")) b.setAttribute("aria-selected", b.dataset.tab === tab ? "true" : "false");
   $("view-session").hidden = tab !== "session";
   $("view-presets").hidden = tab !== "presets";
+  $("view-devices").hidden = tab !== "devices";
   if (tab === "presets") presets.show();
+  if (tab === "devices") devices.show();
 }
 
 async function refreshPresets() {
@@ -755,6 +758,7 @@ function wireStatic() {
   $("nudge-yes").addEventListener("click", () => { app.nudgeDismissed.add($("nudge").dataset.key); setNight(true); });
   $("nudge-no").addEventListener("click", () => { app.nudgeDismissed.add($("nudge").dataset.key); renderNudge(app.state); });
 
+  devices.init();
   presets.init({
     refresh: refreshPresets,
     use(id) {

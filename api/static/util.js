@@ -33,7 +33,8 @@ export async function api(path, { method = "GET", body, signal } = {}) {
       method,
       signal,
       credentials: "same-origin",
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      // Every change is sent as JSON, with or without a body: the server refuses anything else.
+      headers: method === "GET" ? {} : { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
@@ -57,6 +58,7 @@ export function h(tag, attrs = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
     else if (k === "class") el.className = v;
+    else if (k === "style") el.style.cssText = String(v); // CSSOM: a style attribute would break the CSP
     else if (PROPS.has(k)) el[k] = v;
     else el.setAttribute(k, v === true ? "" : String(v));
   }
