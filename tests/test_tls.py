@@ -65,8 +65,9 @@ def test_a_stolen_ca_key_cannot_vouch_for_a_site_on_the_internet(tmp_path: Path)
              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
              .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
              .sign(ca_key, hashes.SHA256()))
-    with pytest.raises(VerificationError, match="(?i)name constraint|not permitted|excluded|no permitted"):
+    with pytest.raises(VerificationError) as refused:
         _verify(ca, rogue, x509.DNSName("www.bank.example"))
+    assert "no permitted name constraints matched" in str(refused.value)
 
 
 def test_the_server_certificate_is_kept_renewed_and_reissued_for_new_names(tmp_path: Path) -> None:
