@@ -356,6 +356,14 @@ def test_a_pairing_lapses_after_its_idle_time_but_never_in_a_session(tmp_path: P
         assert "Max-Age=86400" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
 
 
+def test_the_cookie_is_renewed_on_use_for_as_long_as_the_pairing_lasts(server: Running) -> None:
+    with server.client() as c:
+        assert c.post("/api/pair", json={"pin": PIN}).status_code == 200
+        renewed = c.get("/api/rooms").headers["set-cookie"]
+        assert "Max-Age=7776000" in renewed and "HttpOnly" in renewed  # 90 days from this use, not 10 years
+        assert "set-cookie" not in c.get("/api/rooms", headers={"Authorization": "Bearer nope"}).headers
+
+
 # --- hosts and headers ----------------------------------------------------------------------------
 
 

@@ -193,7 +193,9 @@ def serve(config_path: str | None = None, host: str | None = None, port: int | N
         renewal = CertificateRenewal(server_config, tls_folder(config), names, tls)
         renewal.start()
     try:
-        uvicorn.Server(server_config).run()
+        # uvicorn re-raises Ctrl-C (SIGINT) once it has shut down cleanly, as uvicorn.run swallows it.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(server_config).run()
     finally:
         if renewal is not None:
             renewal.stop()
