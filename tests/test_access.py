@@ -549,3 +549,14 @@ def test_serve_refuses_plain_http_on_a_lan_address_unless_asked(tmp_path: Path) 
     r = subprocess.run([sys.executable, "-m", "roomctl.cli", "serve", "--config", str(config)],
                        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": "."})
     assert r.returncode == 2 and "plain_http = true" in r.stderr
+
+
+def test_x_forwarded_for_is_believed_only_from_a_configured_proxy(tmp_path: Path) -> None:
+    from api.app import create_app
+    from roomctl.cli.serve import uvicorn_config
+
+    plain = demo_test_config(tmp_path)
+    assert uvicorn_config(create_app(plain), plain, None).proxy_headers is False
+    proxied = demo_test_config(tmp_path, listen={"trusted_proxies": ["10.0.0.2"]})
+    cfg = uvicorn_config(create_app(proxied), proxied, None)
+    assert cfg.proxy_headers is True and cfg.forwarded_allow_ips == ["10.0.0.2"]
