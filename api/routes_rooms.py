@@ -112,6 +112,12 @@ async def next_phase(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
     return await _command(eng, ctl, ctl.runner.next())
 
 
+@router.post("/{room_id}/session/undo", response_model=RoomState, responses=CMD,
+             summary="Take back the last Next or phase jump (within 10 s), as if it never happened")
+async def undo(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
+    return await _command(eng, ctl, ctl.runner.undo())
+
+
 @router.post("/{room_id}/session/hold", response_model=RoomState, responses=CMD,
              summary="Freeze the current phase's countdown")
 async def hold(ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:

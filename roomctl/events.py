@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     EMERGENCY_ON = "emergency_on"
     EMERGENCY_OFF = "emergency_off"
     CUE_ACKNOWLEDGED = "cue_acknowledged"
+    UNDONE = "undone"  # the therapist took back the phase change at `undoes` (a Next pressed by mistake)
     ENDED = "ended"
 
 
@@ -79,6 +80,7 @@ class Event(BaseModel):
     note: Annotated[str, Field(max_length=500)] | None = None  # cue_acknowledged
     reason: str | None = None  # ended, emergency
     preset_id: str | None = None  # started: the library id the preset was started from
+    undoes: Annotated[int, Field(ge=1)] | None = None  # undone: the index of the event taken back
     # The wall clock when recorded, kept only when it differed from `at` (session time) by
     # more than a second: the wall clock was stepped while the session ran.
     wall: float | None = None

@@ -40,6 +40,7 @@ ANSWER_GRACE_S = 0.25  # at most this long, a command waits for its targets to r
 RETRY_EVALUATION_S = 1.0  # a timeline that failed to evaluate is tried again this often
 RESTART_TASK_S = 0.5  # a session task that failed is started again after this long
 WALL_STEP_NOTE_S = 1.0  # a wall clock this far from session time is noted in each event
+UNDO_WINDOW_S = 10.0  # a phase change can be taken back this long (the tablet offers 5 s)
 
 
 class CommandRejected(Exception):
@@ -326,6 +327,11 @@ class SessionRunner:
     async def back_to_preset(self) -> Status:
         return await self._command(EventKind.OVERRIDE_CLEARED)
 
+    async def undo(self) -> Status:
+        """Take back the last Next or phase jump (pressed by mistake), as if it had never
+        happened: the earlier phase goes on where it was, the dose clock with it."""
+        return await self._command(EventKind.UNDONE)
+
     async def acknowledge(self, cue_id: str, note: str | None = None) -> Status:
         return await self._command(EventKind.CUE_ACKNOWLEDGED, cue=cue_id, note=note)
 
@@ -367,6 +373,8 @@ class SessionRunner:
                 raise CommandRejected("no session in this room; start one first")
             status = self.current()
             self._check(kind, session, status, payload)
+            if kind is EventKind.UNDONE:
+                payload["undoes"] = len(session.events) - 1
             await self._record(Event(kind=kind, at=self.clock.now() if at is None else at, **payload))
             if kind is EventKind.MUSIC_SET and payload["music"].skip is not None:
                 direction: Literal["next", "previous"] = payload["music"].skip
@@ -399,6 +407,13 @@ class SessionRunner:
             raise CommandRejected(f"phase '{st.phase.id}' is manual: it has no countdown to extend")
         if kind is EventKind.OVERRIDE_CLEARED and st.lights_override is None and not st.music_overridden:
             raise CommandRejected("nothing to put back: the room already follows the preset")
+        if kind is EventKind.UNDONE:
+            last = session.events[-1]
+            if last.kind not in (EventKind.ADVANCED, EventKind.JUMPED):
+                raise CommandRejected("nothing to undo: only the last Next or phase change can be taken back")
+            if self.clock.now() - last.at > UNDO_WINDOW_S:
+                raise CommandRejected(f"too late to undo: a phase change can be taken back for "
+                                      f"{UNDO_WINDOW_S:g} s")
         if kind is EventKind.JUMPED:
             try:
                 session.preset.phase_index(payload["phase"])

@@ -201,6 +201,13 @@ class _Walk:
         start = self.fade.value_at(t) if self.fade is not None else self.desired_look()
         self.fade = Fade(start, self.desired_look(), t, max(0.0, duration_s))
 
+    def back_from(self, where: LightLook, t: float) -> None:
+        """After an undo: the bulbs go gently from ``where`` back to the look the phase wants."""
+        if not self.emergency:
+            self.fade = Fade(where, self.desired_look(), t, self.back_to_phase_fade_s(t))
+        else:
+            self.fade = Fade(where, self.desired_look(), t, self.safety.emergency_fade_s)
+
     def back_to_phase_fade_s(self, t: float) -> float:
         """Returning to the phase's own look: gently, and never faster than its own fade."""
         return max(self.safety.release_fade_s, self.phase_fade_end_t - t)
@@ -329,20 +336,47 @@ def evaluate_many(preset: Preset, events: Sequence[Event], times: Sequence[float
     exports of long sessions would be quadratic evaluating each time afresh."""
     if not events or events[0].kind is not EventKind.STARTED:
         raise ValueError("a session's events begin with 'started'")
-    w = _begin(preset, safety or Safety(), events[0])
+    safety = safety or Safety()
+    w = _begin(preset, safety, events[0])
+    cancelled: set[int] = set()
     out: list[Status] = []
     i, previous = 1, float("-inf")
     for t in times:
         if t < previous:
             raise ValueError("times must be in ascending order")
         previous = t
-        while i < len(events) and events[i].at <= t:
-            w.run_auto(events[i].at)
-            w.apply(events[i])
-            i += 1
+        w, i = _walk_until(preset, safety, events, w, i, t, cancelled)
         w.run_auto(t)
         out.append(_status(w, preset, t))
     return out
+
+
+def _walk_until(preset: Preset, safety: Safety, events: Sequence[Event], w: _Walk, i: int, t: float,
+                cancelled: set[int]) -> tuple[_Walk, int]:
+    """Apply ``events[i:]`` up to time ``t``; returns the walk and the next index. An `undone`
+    event takes back an earlier phase change from its own time on: the walk is made again
+    without it, as if it had never happened (before the undo, history stays as it was)."""
+    while i < len(events) and events[i].at <= t:
+        e = events[i]
+        if e.kind is EventKind.UNDONE:
+            if e.undoes is not None and 0 < e.undoes < i and e.undoes not in cancelled:
+                cancelled.add(e.undoes)
+                w.run_auto(e.at)
+                assert w.fade is not None
+                where = w.fade.value_at(e.at)  # the lights are here when the change is taken back
+                w = _begin(preset, safety, events[0])
+                for j in range(1, i):
+                    if j not in cancelled and events[j].kind is not EventKind.UNDONE:
+                        w.run_auto(events[j].at)
+                        w.apply(events[j])
+                w.run_auto(e.at)
+                w.back_from(where, e.at)
+            w.run_auto(e.at)
+        elif i not in cancelled:
+            w.run_auto(e.at)
+            w.apply(e)
+        i += 1
+    return w, i
 
 
 def _status(w: _Walk, preset: Preset, t: float) -> Status:
@@ -397,6 +431,7 @@ class Replay:
         self.safety = safety or Safety()
         self._walk: _Walk | None = None
         self._seen: list[Event] = []
+        self._cancelled: set[int] = set()
 
     def status(self, events: Sequence[Event], t: float) -> Status:
         if not events or events[0].kind is not EventKind.STARTED:
@@ -409,17 +444,17 @@ class Replay:
         last_at = self._seen[-1].at
         if t < last_at or any(e.at > t for e in events[len(self._seen):]):
             return evaluate(self.preset, events, t, self.safety)
+        self._walk, _ = _walk_until(self.preset, self.safety, events, self._walk, len(self._seen), t,
+                                    self._cancelled)
+        self._seen.extend(events[len(self._seen):])
         w = self._walk
-        for e in events[len(self._seen):]:
-            w.run_auto(e.at)
-            w.apply(e)
-            self._seen.append(e)
         view = replace(w, visits=list(w.visits), acked=dict(w.acked))
         view.run_auto(t)
         return _status(view, self.preset, t)
 
     def _restart(self, started: Event) -> None:
         self._walk, self._seen = _begin(self.preset, self.safety, started), [started]
+        self._cancelled.clear()
 
 
 def _begin(preset: Preset, safety: Safety, started: Event) -> _Walk:

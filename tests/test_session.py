@@ -459,3 +459,24 @@ async def test_a_session_task_that_fails_is_started_again(runner: SessionRunner,
     await asyncio.sleep(0.7)  # (real time) the watchman starts it again
     await clock.advance(1)
     assert lights.commands[-1][1] == LightLook(10, color="#ff8a3d")  # the journey reached the lights
+
+
+async def test_undo_takes_back_a_next_pressed_by_mistake(runner: SessionRunner, clock: VirtualClock,
+                                                       lights: SimulatedLights) -> None:
+    await runner.start(PRESET)
+    await clock.advance(90)
+    await runner.next()
+    await clock.advance(3)
+    status = await runner.undo()
+    assert status.phase.id == "prep" and status.time_since_dose_s is None
+    assert lights.commands[-1][1] == LightLook(60, color_temp=2700)
+    with pytest.raises(CommandRejected, match="nothing to undo"):
+        await runner.undo()
+    await runner.next()
+    await clock.advance(11)
+    with pytest.raises(CommandRejected, match="too late to undo"):
+        await runner.undo()
+    assert runner.session is not None
+    assert [e.kind for e in runner.session.events][1:] == [EventKind.ADVANCED, EventKind.UNDONE,
+                                                           EventKind.ADVANCED]
+    assert runner.session.events[2].undoes == 1

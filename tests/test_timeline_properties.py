@@ -207,7 +207,12 @@ def as_events(cmds: list[Command]) -> list[Event]:
     t = T0
     for c in cmds:
         t += c.dt
-        events.append(Event(kind=c.kind, at=t, **c.payload))
+        payload = c.payload
+        if c.kind is EventKind.UNDONE:  # takes back the event before it, if that changed the phase
+            if events[-1].kind not in (EventKind.ADVANCED, EventKind.JUMPED):
+                continue
+            payload = {"undoes": len(events) - 1}
+        events.append(Event(kind=c.kind, at=t, **payload))
     return events
 
 
@@ -253,8 +258,11 @@ def test_random_events_never_give_an_impossible_state(data: st.DataObject, prese
 
 
 def check_progress(a: Status, b: Status, events: list[Event]) -> None:
-    """From one sampled time to the next, the session moves on sensibly."""
+    """From one sampled time to the next, the session moves on sensibly (an undo in between
+    takes a phase change back, so it may move back: tests/test_timeline.py checks that case)."""
     assert b.t > a.t
+    if any(e.kind is EventKind.UNDONE and a.t < e.at <= b.t for e in events):
+        return
     assert b.started_at == a.started_at
     assert b.phase_started_at >= a.phase_started_at
     if a.ended:
@@ -322,6 +330,8 @@ async def _call(runner: SessionRunner, c: Command) -> None:
         await runner.acknowledge(p["cue"], p["note"])
     elif k is EventKind.ENDED:
         await runner.end(p["reason"])
+    elif k is EventKind.UNDONE:
+        await runner.undo()
     else:  # pragma: no cover - every kind is listed
         raise AssertionError(k)
 

@@ -60,6 +60,7 @@ _KIND_LABEL: dict[EventKind, str] = {
     EventKind.EMERGENCY_ON: "Lights up",
     EventKind.EMERGENCY_OFF: "Lights up released",
     EventKind.CUE_ACKNOWLEDGED: "Reminder acknowledged",
+    EventKind.UNDONE: "Phase change taken back",
     EventKind.ENDED: "Ended",
 }
 
@@ -95,6 +96,8 @@ def describe_event(event: Event, preset: Preset) -> str:
             parts.append(f"skip to {mc.skip} track")
     elif k is EventKind.CUE_ACKNOWLEDGED and event.cue:
         parts.append(f"{cue_text(preset, event.cue)} [{event.cue}]")
+    elif k is EventKind.UNDONE and event.undoes is not None:
+        parts.append(f"event {event.undoes} taken back")
     if event.reason and k is not EventKind.CUE_ACKNOWLEDGED:
         parts.append(event.reason)
     return ", ".join(parts)
