@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Authed, Engine, EngineDep
 from api.models import ErrorOut, Responses
 from roomctl.records.export import session_csv, session_json
+from roomctl.records.monitoring import monitoring_csv, monitoring_html, monitoring_record
 from roomctl.records.report import session_report_svg
 from roomctl.store import SessionStore, SessionSummary, StoredSession
 
@@ -124,6 +125,23 @@ def report(session_id: str, eng: EngineDep, _: Authed) -> Response:
     end_t = None if stored.ended_at is not None else eng.service.clock.now()
     svg = session_report_svg(stored.session.preset, stored.session.events, safety, end_t=end_t)
     return Response(svg, media_type="image/svg+xml")
+
+
+@router.get("/{session_id}/monitoring.html", response_class=Response, responses={
+    200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "a printable page"},
+    **E404}, summary="The monitoring record: doses, vitals, observation, who was there (to print)")
+def monitoring_page(session_id: str, eng: EngineDep, _: Authed) -> Response:
+    record = monitoring_record(_stored(eng, session_id), eng.service.clock.now())
+    return Response(monitoring_html(record), media_type="text/html")
+
+
+@router.get("/{session_id}/monitoring.csv", response_class=Response, responses={
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "one row per record"},
+    **E404}, summary="The monitoring record as CSV")
+def monitoring_export(session_id: str, eng: EngineDep, _: Authed) -> Response:
+    record = monitoring_record(_stored(eng, session_id), eng.service.clock.now())
+    return Response(monitoring_csv(record), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="monitoring-{session_id}.csv"'})
 
 
 @router.patch("/{session_id}", response_model=SessionSummaryOut, responses=E404,

@@ -114,7 +114,7 @@ class VirtualClock:
             heapq.heappop(self._sleepers)
 
 
-async def _settle(rounds: int = 20) -> None:
+async def _settle(rounds: int = 50) -> None:
     """Let woken tasks run until they block again (a few loop iterations)."""
     for _ in range(rounds):
         await asyncio.sleep(0)

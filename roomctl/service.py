@@ -19,6 +19,7 @@ from roomctl.drivers.base import Audio, Lights
 from roomctl.drivers.hue import HueBridges, HueError, HueLights, HueOptions, build_hue_lights
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.drivers.vlc import VlcAudio, vlc_available
+from roomctl.events import DeviceRef
 from roomctl.gate import GateState
 from roomctl.library import PresetLibrary
 from roomctl.playlists import parse_playlists
@@ -110,15 +111,16 @@ class RoomController:
             return DriverHealth(True, self.audio_note)
         return health
 
-    async def start(self, preset_id: str, preset: Preset, label: str | None = None) -> Status:
-        status = await self.runner.start(preset, label=label, preset_id=preset_id)
+    async def start(self, preset_id: str, preset: Preset, label: str | None = None, *,
+                    by: DeviceRef | None = None) -> Status:
+        status = await self.runner.start(preset, label=label, preset_id=preset_id, by=by)
         self.idle_emergency = False
         return status
 
-    async def emergency_on(self) -> None:
+    async def emergency_on(self, *, by: DeviceRef | None = None) -> None:
         """Lights up, with or without a session: the same path to the lights either way."""
         if self.runner.running:
-            await self.runner.emergency_on()
+            await self.runner.emergency_on(by=by)
             return
         self.idle_emergency = True
         self.runner.lights_up()
@@ -128,9 +130,9 @@ class RoomController:
             self.runner.audio_gate.submit(music, urgent=True)
         self.changed()
 
-    async def emergency_off(self) -> None:
+    async def emergency_off(self, *, by: DeviceRef | None = None) -> None:
         if self.runner.running:
-            await self.runner.emergency_off()
+            await self.runner.emergency_off(by=by)
             return
         self.idle_emergency = False
         self.changed()

@@ -28,11 +28,11 @@ from typing import Any, Literal
 
 from roomctl.clock import Clock
 from roomctl.drivers.base import Audio, Lights
-from roomctl.events import Event, EventKind, LightsChange, MusicChange
+from roomctl.events import DeviceRef, Dose, Event, EventKind, LightsChange, MusicChange, Vitals
 from roomctl.gate import DEFAULT_TIME_LIMIT_S, Backoff, DriverGate
 from roomctl.preset import Advance, Preset
 from roomctl.room import LightLook, MusicTarget, Safety
-from roomctl.timeline import Replay, Status
+from roomctl.timeline import SKIPPED, Replay, Status
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ RETRY_EVALUATION_S = 1.0  # a timeline that failed to evaluate is tried again th
 RESTART_TASK_S = 0.5  # a session task that failed is started again after this long
 WALL_STEP_NOTE_S = 1.0  # a wall clock this far from session time is noted in each event
 UNDO_WINDOW_S = 10.0  # a phase change can be taken back this long (the tablet offers 5 s)
+DOSE_BACKDATE_S = 2 * 3600.0  # a dose may be recorded as given up to this long before the session began
+FUTURE_SLACK_S = 60.0  # a tablet's clock may be this far ahead
 
 
 class CommandRejected(Exception):
@@ -49,6 +51,15 @@ class CommandRejected(Exception):
 
 class UnknownPhase(KeyError):
     """A phase id that is not in the session's preset (the API answers 404)."""
+
+
+class BadValue(CommandRejected):
+    """A value that cannot be right for this session (the API answers 422 naming ``field``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class TimelineUnavailable(CommandRejected):
@@ -208,7 +219,8 @@ class SessionRunner:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self, preset: Preset, *, session_id: str | None = None,
-                    label: str | None = None, preset_id: str | None = None) -> Status:
+                    label: str | None = None, preset_id: str | None = None,
+                    by: DeviceRef | None = None) -> Status:
         async with self._lock:
             if self.running:
                 raise CommandRejected("a session is already running in this room; end it first")
@@ -216,7 +228,7 @@ class SessionRunner:
             self.session = Session(session_id or uuid.uuid4().hex[:12], preset, [], label)
             self._forget()
             await self._record(Event(kind=EventKind.STARTED, at=self.clock.now(),
-                                     lights=self._room_look(), preset_id=preset_id))
+                                     lights=self._room_look(), preset_id=preset_id, by=by))
             status = self._update_drivers()
             self._start_task()
         await self._settle()
@@ -300,42 +312,57 @@ class SessionRunner:
 
     # --- commands -----------------------------------------------------------------------
 
-    async def next(self) -> Status:
-        return await self._command(EventKind.ADVANCED)
+    async def next(self, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.ADVANCED, by=by)
 
-    async def hold(self) -> Status:
-        return await self._command(EventKind.HELD)
+    async def hold(self, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.HELD, by=by)
 
-    async def resume(self) -> Status:
-        return await self._command(EventKind.RESUMED)
+    async def resume(self, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.RESUMED, by=by)
 
-    async def extend(self, seconds: float) -> Status:
-        return await self._command(EventKind.EXTENDED, seconds=seconds)
+    async def extend(self, seconds: float, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.EXTENDED, seconds=seconds, by=by)
 
-    async def jump(self, phase_id: str) -> Status:
-        return await self._command(EventKind.JUMPED, phase=phase_id)
+    async def jump(self, phase_id: str, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.JUMPED, phase=phase_id, by=by)
 
-    async def end(self, reason: str | None = None) -> Status:
-        return await self._command(EventKind.ENDED, reason=reason or "ended by the therapist")
+    async def end(self, reason: str | None = None, *, by: DeviceRef | None = None) -> Status:
+        """End the session. Inside the preset's observation window a reason is required (and
+        recorded); otherwise the reason defaults to "ended by the therapist"."""
+        return await self._command(EventKind.ENDED, reason=reason, by=by)
 
-    async def set_lights(self, change: LightsChange) -> Status:
-        return await self._command(EventKind.LIGHTS_SET, lights=change)
+    async def set_lights(self, change: LightsChange, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.LIGHTS_SET, lights=change, by=by)
 
-    async def set_music(self, change: MusicChange) -> Status:
-        return await self._command(EventKind.MUSIC_SET, music=change)
+    async def set_music(self, change: MusicChange, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.MUSIC_SET, music=change, by=by)
 
-    async def back_to_preset(self) -> Status:
-        return await self._command(EventKind.OVERRIDE_CLEARED)
+    async def back_to_preset(self, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.OVERRIDE_CLEARED, by=by)
 
-    async def undo(self) -> Status:
+    async def undo(self, *, by: DeviceRef | None = None) -> Status:
         """Take back the last Next or phase jump (pressed by mistake), as if it had never
         happened: the earlier phase goes on where it was, the dose clock with it."""
-        return await self._command(EventKind.UNDONE)
+        return await self._command(EventKind.UNDONE, by=by)
 
-    async def acknowledge(self, cue_id: str, note: str | None = None) -> Status:
-        return await self._command(EventKind.CUE_ACKNOWLEDGED, cue=cue_id, note=note)
+    async def acknowledge(self, cue_id: str, note: str | None = None, *, skipped: bool = False,
+                          by: DeviceRef | None = None) -> Status:
+        """Acknowledge a reminder; a vitals check can be ``skipped`` (the note says why)."""
+        return await self._command(EventKind.CUE_ACKNOWLEDGED, cue=cue_id, note=note,
+                                   reason=SKIPPED if skipped else None, by=by)
 
-    async def emergency_on(self) -> Status:
+    async def give_dose(self, dose: Dose, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.DOSE_GIVEN, dose=dose, by=by)
+
+    async def record_vitals(self, vitals: Vitals, *, cue: str | None = None, note: str | None = None,
+                            by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.VITALS_RECORDED, vitals=vitals, cue=cue, note=note, by=by)
+
+    async def acknowledge_alert(self, alert: str, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.ALERT_ACKNOWLEDGED, alert=alert, by=by)
+
+    async def emergency_on(self, *, by: DeviceRef | None = None) -> Status:
         """Lights up. The emergency look goes to the lights first, ahead of anything queued and
         without the timeline; then the event is recorded. A press that the session refuses (none
         running, already up, ended) leaves the bulbs alone. Raises `TimelineUnavailable` (after
@@ -352,10 +379,10 @@ class SessionRunner:
             raise CommandRejected("the session has ended")
         at = self.clock.now()
         self.lights_up(at)
-        return await self._command(EventKind.EMERGENCY_ON, at=at)
+        return await self._command(EventKind.EMERGENCY_ON, at=at, by=by)
 
-    async def emergency_off(self) -> Status:
-        return await self._command(EventKind.EMERGENCY_OFF)
+    async def emergency_off(self, *, by: DeviceRef | None = None) -> Status:
+        return await self._command(EventKind.EMERGENCY_OFF, by=by)
 
     def lights_up(self, at: float | None = None) -> None:
         """Send the room's emergency look now, ahead of anything queued. Needs neither the
@@ -366,7 +393,11 @@ class SessionRunner:
         self._sent_lights = target
         self.lights_gate.submit(target, urgent=True)
 
-    async def _command(self, kind: EventKind, *, at: float | None = None, **payload: Any) -> Status:
+    async def _command(self, kind: EventKind, *, at: float | None = None, by: DeviceRef | None = None,
+                       **payload: Any) -> Status:
+        payload = {k: v for k, v in payload.items() if v is not None}
+        if by is not None:
+            payload["by"] = by
         async with self._lock:
             session = self.session
             if session is None:
@@ -375,6 +406,8 @@ class SessionRunner:
             self._check(kind, session, status, payload)
             if kind is EventKind.UNDONE:
                 payload["undoes"] = len(session.events) - 1
+            if kind is EventKind.ENDED and "reason" not in payload:
+                payload["reason"] = "ended by the therapist"
             await self._record(Event(kind=kind, at=self.clock.now() if at is None else at, **payload))
             if kind is EventKind.MUSIC_SET and payload["music"].skip is not None:
                 direction: Literal["next", "previous"] = payload["music"].skip
@@ -407,6 +440,22 @@ class SessionRunner:
             raise CommandRejected(f"phase '{st.phase.id}' is manual: it has no countdown to extend")
         if kind is EventKind.OVERRIDE_CLEARED and st.lights_override is None and not st.music_overridden:
             raise CommandRejected("nothing to put back: the room already follows the preset")
+        if kind is EventKind.ENDED and "reason" not in payload and st.observe_until is not None \
+                and self.clock.now() < st.observe_until:
+            until = time.strftime("%H:%M", time.localtime(st.observe_until))
+            raise CommandRejected(f"observation runs until {until}: give a reason to end the session earlier")
+        if kind is EventKind.DOSE_GIVEN:
+            self._check_dose(session, payload["dose"])
+        if kind is EventKind.VITALS_RECORDED:
+            self._check_vitals(session, st, payload)
+        if kind is EventKind.ALERT_ACKNOWLEDGED:
+            alert = next((v for v in st.vitals if v.id == payload["alert"]), None)
+            if alert is None or not alert.flagged:
+                raise BadValue("alert", f"no highlighted vitals '{payload['alert']}'")
+            if alert.acknowledged_at is not None:
+                raise CommandRejected(f"'{alert.id}' is already acknowledged")
+        if kind is EventKind.CUE_ACKNOWLEDGED and payload.get("reason") == SKIPPED and not payload.get("note"):
+            raise BadValue("note", "say why the check is skipped")
         if kind is EventKind.UNDONE:
             last = session.events[-1]
             if last.kind not in (EventKind.ADVANCED, EventKind.JUMPED):
@@ -426,6 +475,35 @@ class SessionRunner:
                 raise CommandRejected(f"reminder '{payload['cue']}' is already acknowledged")
             if payload["cue"] not in due:
                 raise CommandRejected(f"reminder '{payload['cue']}' is not due")
+
+    def _check_dose(self, session: Session, dose: Dose) -> None:
+        if dose.given_at is None:
+            return
+        now, began = self.clock.now(), session.events[0].at
+        if dose.given_at > now + FUTURE_SLACK_S:
+            raise BadValue("given_at", "is in the future")
+        if dose.given_at < began - DOSE_BACKDATE_S:
+            raise BadValue("given_at", f"is more than {DOSE_BACKDATE_S / 3600:g} h before the session began")
+
+    def _check_vitals(self, session: Session, st: Status, payload: dict[str, Any]) -> None:
+        vitals: Vitals = payload["vitals"]
+        monitoring = session.preset.monitoring
+        known = {o.id: o for o in monitoring.observations} if monitoring is not None else {}
+        for key, value in vitals.observations.items():
+            obs = known.get(key)
+            if obs is None:
+                raise BadValue(f"observations.{key}", f"not an observation of this preset "
+                                                      f"(known: {', '.join(known) or 'none'})")
+            low, high = (0, 1) if obs.kind == "yes_no" else obs.scale
+            if not low <= value <= high:
+                raise BadValue(f"observations.{key}", f"{value} is outside {low}-{high}")
+        cue = payload.get("cue")
+        if cue is not None:
+            due = {c.id: c for c in st.cues_due}
+            if cue not in due:
+                done = {c.id for c in st.cues_acknowledged}
+                raise CommandRejected(f"reminder '{cue}' is already acknowledged" if cue in done
+                                      else f"reminder '{cue}' is not due")
 
     def _answer(self, status: Status | None) -> Status:
         if status is None:
@@ -471,6 +549,7 @@ class SessionRunner:
                     await self._record_completion(status)
             if status is not None and status.ended:
                 return
+            await self._settle()  # the targets reach the drivers before the task sleeps again
             if self.timeline_error is not None or status is None:
                 deadline: float | None = self.clock.now() + RETRY_EVALUATION_S
             else:
