@@ -92,7 +92,8 @@ class RoomController:
         limit = self.runner.audio_gate.time_limit_s
         names = preset.playlists()
         try:
-            reports = await asyncio.wait_for(self.room.audio.preflight(names), limit)
+            async with asyncio.timeout(limit):
+                reports = await self.room.audio.preflight(names)
         except TimeoutError:
             reports = [PlaylistReport(name, 0, (f"not checked: the music did not answer within {limit:g} s "
                                                 "(a slow or unreachable music share?)",)) for name in names]
@@ -272,7 +273,8 @@ class Service:
             for what, closer in (("session", ctl.runner.close), ("lights", ctl.room.lights.close),
                                  ("audio", ctl.room.audio.close)):
                 try:
-                    await asyncio.wait_for(closer(), CLOSE_TIME_LIMIT_S)
+                    async with asyncio.timeout(CLOSE_TIME_LIMIT_S):
+                        await closer()
                 except Exception:
                     log.exception("room %s: closing the %s failed", ctl.id, what)
 

@@ -93,6 +93,8 @@ class Session:
     events: list[Event]
     label: str | None = None
     _replay: Replay | None = field(default=None, repr=False, compare=False)
+    _scanned: tuple[int, bool, bool] = field(default=(0, False, False), repr=False, compare=False)
+    _last_scanned: Event | None = field(default=None, repr=False, compare=False)
 
     def status(self, t: float, safety: Safety) -> Status:
         if self._replay is None or self._replay.safety != safety:
@@ -106,17 +108,27 @@ class Session:
     @property
     def ended_by_events(self) -> bool:
         """Whether an `ended` event is recorded (read without the timeline)."""
-        return any(e.kind is EventKind.ENDED for e in self.events)
+        return self._scan()[0]
 
     @property
     def emergency_by_events(self) -> bool:
         """Whether Lights up is on, read from the events alone (no timeline needed)."""
-        for e in reversed(self.events):
+        return self._scan()[1]
+
+    def _scan(self) -> tuple[bool, bool]:
+        """(ended, Lights up on) from the events, reading only those appended since last time."""
+        seen, ended, up = self._scanned
+        events = self.events
+        if len(events) < seen or (seen and events[seen - 1] is not self._last_scanned):
+            seen, ended, up = 0, False, False  # not simply appended to: read them all again
+        for e in events[seen:]:
             if e.kind is EventKind.ENDED:
-                return False
-            if e.kind in (EventKind.EMERGENCY_ON, EventKind.EMERGENCY_OFF):
-                return e.kind is EventKind.EMERGENCY_ON
-        return False
+                ended, up = True, False
+            elif e.kind in (EventKind.EMERGENCY_ON, EventKind.EMERGENCY_OFF) and not ended:
+                up = e.kind is EventKind.EMERGENCY_ON
+        self._scanned = (len(events), ended, up)
+        self._last_scanned = events[-1] if events else None
+        return ended, up
 
 
 EventSink = Callable[[Session, Event], None]
