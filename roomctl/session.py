@@ -14,6 +14,18 @@ Lights up needs no timeline: the room's emergency look goes to the lights gate f
 of anything queued, and the event is recorded even when the timeline cannot be evaluated.
 The session task is watched: if it fails it is started again, and an evaluation that fails
 leaves the room degraded (with the reason) rather than stopped.
+
+What is durable when (the record is the ``event_sink``, `roomctl.store`):
+
+- A therapist's command is on disk before it is carried out or answered. When the record
+  cannot write it (a full disk, a store deleted under roomctl), the command is refused with
+  `RecordFailing`, carrying the record's own message, and nothing changes in the room.
+- Lights up, its release, and a session's end when its last phase runs out are carried out
+  whatever the record says: when they cannot be written they are kept in memory, in order,
+  in the session's events (the room and its state follow them at once), and written before
+  any later event, as soon as the record can write: at the next command, or by a retry
+  every `RETRY_RECORD_S`. Until then a crash of the service loses them, and the room's state
+  says so (`unwritten`).
 """
 
 from __future__ import annotations
@@ -43,6 +55,7 @@ WALL_STEP_NOTE_S = 1.0  # a wall clock this far from session time is noted in ea
 UNDO_WINDOW_S = 10.0  # a phase change can be taken back this long (the tablet offers 5 s)
 DOSE_BACKDATE_S = 2 * 3600.0  # a dose may be recorded as given up to this long before the session began
 FUTURE_SLACK_S = 60.0  # a tablet's clock may be this far ahead
+RETRY_RECORD_S = 1.0  # events kept in memory are offered to the record this often
 
 
 class CommandRejected(Exception):
@@ -60,6 +73,11 @@ class BadValue(CommandRejected):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class RecordFailing(Exception):
+    """The record cannot write the command, so it was not carried out; the message is the
+    record's own (the API answers 503). Lights up and its release still work."""
 
 
 class TimelineUnavailable(CommandRejected):
@@ -156,6 +174,9 @@ class SessionRunner:
         self._sent_music: MusicTarget | None = None
         self._last_good: Status | None = None
         self.recovered_at: float | None = None
+        self.recovered_last: Event | None = None  # the last event recorded before a restart
+        self._written = 0  # how many of the session's events the record holds
+        self._flusher: asyncio.Task[None] | None = None
         self.timeline_error: str | None = None  # why the timeline cannot be evaluated now
         self.task_error: str | None = None  # why the session task had to be started again
         self.before_evaluate: Callable[[float], None] | None = None
@@ -215,6 +236,11 @@ class SessionRunner:
         return s is None or not s.ended or self.timeline_error is not None
 
     @property
+    def unwritten(self) -> int:
+        """Events carried out but not yet in the record (kept in memory until it can write)."""
+        return 0 if self.session is None else len(self.session.events) - self._written
+
+    @property
     def emergency(self) -> bool:
         """Lights up is on in this session (read from the events: no timeline needed)."""
         return self.session is not None and self.session.emergency_by_events
@@ -237,10 +263,17 @@ class SessionRunner:
             if self.running:
                 raise CommandRejected("a session is already running in this room; end it first")
             await self._stop_task()
+            self._flush_or_refuse()  # the last session's kept events first, or nothing starts
+            previous, written = self.session, self._written
             self.session = Session(session_id or uuid.uuid4().hex[:12], preset, [], label)
+            self._written = 0
+            try:
+                await self._record(Event(kind=EventKind.STARTED, at=self.clock.now(),
+                                         lights=self._room_look(), preset_id=preset_id, by=by))
+            except BaseException:
+                self.session, self._written = previous, written  # not started: nothing changes
+                raise
             self._forget()
-            await self._record(Event(kind=EventKind.STARTED, at=self.clock.now(),
-                                     lights=self._room_look(), preset_id=preset_id, by=by))
             status = self._update_drivers()
             self._start_task()
         await self._settle()
@@ -272,8 +305,10 @@ class SessionRunner:
         async with self._lock:
             await self._stop_task()
             self.session = session
+            self._written = len(session.events)
             self._forget()
             self.recovered_at = self.clock.now()
+            self.recovered_last = session.events[-1] if session.events else None
             status = self._update_drivers()
             if status is not None and status.ended:
                 await self._record_completion(status)
@@ -284,12 +319,26 @@ class SessionRunner:
 
     async def close(self) -> None:
         await self._stop_task()
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+        if self.unwritten:
+            try:
+                self._flush()
+            except Exception as err:
+                assert self.session is not None
+                log.error("room %s: closing with %d event(s) of session %s that the record could not "
+                          "take (%s): %s", self.room.name, self.unwritten, self.session.id, err,
+                          [e.model_dump(mode="json", exclude_none=True)
+                           for e in self.session.events[self._written:]])
         for gate in (self.lights_gate, self.audio_gate):
             await gate.close()
 
     def _forget(self) -> None:
         self._sent_lights = self._sent_music = self._last_good = None
         self.recovered_at = None
+        self.recovered_last = None
         self.timeline_error = self.task_error = None
 
     def _start_task(self) -> None:
@@ -391,10 +440,20 @@ class SessionRunner:
             raise CommandRejected("the session has ended")
         at = self.clock.now()
         self.lights_up(at)
-        return await self._command(EventKind.EMERGENCY_ON, at=at, by=by)
+        return await self._command(EventKind.EMERGENCY_ON, at=at, keep=True, by=by)
 
     async def emergency_off(self, *, by: DeviceRef | None = None) -> Status:
-        return await self._command(EventKind.EMERGENCY_OFF, by=by)
+        return await self._command(EventKind.EMERGENCY_OFF, keep=True, by=by)
+
+    async def flush(self) -> bool:
+        """Offer the events kept in memory to the record again; True once none are left."""
+        async with self._lock:
+            try:
+                self._flush()
+            except Exception:
+                return False
+        self._publish()
+        return True
 
     def lights_up(self, at: float | None = None) -> None:
         """Send the room's emergency look now, ahead of anything queued. Needs neither the
@@ -405,8 +464,8 @@ class SessionRunner:
         self._sent_lights = target
         self.lights_gate.submit(target, urgent=True)
 
-    async def _command(self, kind: EventKind, *, at: float | None = None, by: DeviceRef | None = None,
-                       **payload: Any) -> Status:
+    async def _command(self, kind: EventKind, *, at: float | None = None, keep: bool = False,
+                       by: DeviceRef | None = None, **payload: Any) -> Status:
         payload = {k: v for k, v in payload.items() if v is not None}
         if by is not None:
             payload["by"] = by
@@ -420,7 +479,7 @@ class SessionRunner:
                 payload["undoes"] = len(session.events) - 1
             if kind is EventKind.ENDED and "reason" not in payload:
                 payload["reason"] = "ended by the therapist"
-            await self._record(Event(kind=kind, at=self.clock.now() if at is None else at, **payload))
+            await self._record(Event(kind=kind, at=self.clock.now() if at is None else at, **payload), keep=keep)
             if kind is EventKind.MUSIC_SET and payload["music"].skip is not None:
                 direction: Literal["next", "previous"] = payload["music"].skip
                 self.audio_gate.run("skip", lambda: self.room.audio.skip(direction))
@@ -522,7 +581,10 @@ class SessionRunner:
             raise TimelineUnavailable(f"recorded, but {self.timeline_error or 'the session cannot be evaluated'}")
         return status
 
-    async def _record(self, event: Event) -> None:
+    async def _record(self, event: Event, *, keep: bool = False) -> None:
+        """Durable, then appended (see the module docstring): raises `RecordFailing` when the
+        record cannot take it; with ``keep`` (Lights up, its release, a session running out) it
+        is then kept in memory and written as soon as the record can."""
         assert self.session is not None
         events = self.session.events
         if events and event.at < events[-1].at:  # events stay in time order, whatever happens
@@ -530,11 +592,55 @@ class SessionRunner:
         wall = self.clock.wall()
         if abs(wall - event.at) > WALL_STEP_NOTE_S:  # the wall clock was stepped: keep it for the record
             event = event.model_copy(update={"wall": wall})
-        if self._sink is not None:
-            # Durable before anyone is told. The write (one fsync, ~0.3 ms on an SSD) stays on the
-            # loop: handing it to a thread measured slower than the write itself (bench/store.py).
+        if self._sink is None:
+            events.append(event)
+            self._written = len(events)
+            return
+        try:
+            # Durable before anyone is told, and after every event kept in memory before it. The
+            # write (one fsync, ~0.3 ms on an SSD) stays on the loop: handing it to a thread
+            # measured slower than the write itself (bench/store.py).
+            self._flush()
             self._sink(self.session, event)
+        except Exception as err:
+            if not keep:
+                raise RecordFailing(f"not done: the session record cannot be written ({err}). "
+                                    "Lights up still works.") from err
+            events.append(event)
+            log.error("room %s: %s carried out but not recorded (%s); kept in memory until the record "
+                      "can take it", self.room.name, event.kind.value, err)
+            self._keep_flushing()
+            return
         events.append(event)
+        self._written = len(events)
+
+    def _flush_or_refuse(self) -> None:
+        try:
+            self._flush()
+        except Exception as err:
+            raise RecordFailing(f"not done: the session record cannot be written ({err}). "
+                                "Lights up still works.") from err
+
+    def _flush(self) -> None:
+        """Write the events kept in memory, in order; raises when the record still cannot."""
+        session = self.session
+        if session is None or self._sink is None or self._written >= len(session.events):
+            return
+        while self._written < len(session.events):
+            event = session.events[self._written]
+            # The sink numbers events itself; it reads the session only for a start (never kept).
+            self._sink(session, event)
+            self._written += 1
+        log.warning("room %s: the record took the events kept in memory", self.room.name)
+
+    def _keep_flushing(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_until_written(), name=f"record {self.room.name}")
+
+    async def _flush_until_written(self) -> None:
+        while self.unwritten:
+            await self.clock.sleep_until(self.clock.now() + RETRY_RECORD_S)
+            await self.flush()
 
     async def _record_completion(self, status: Status) -> None:
         """Give a session that ran out on its own (its last phase's countdown, or Next on the
@@ -544,7 +650,7 @@ class SessionRunner:
         if self.session.ended_by_events:
             return
         try:
-            await self._record(Event(kind=EventKind.ENDED, at=status.ended_at, reason="completed"))
+            await self._record(Event(kind=EventKind.ENDED, at=status.ended_at, reason="completed"), keep=True)
         except Exception as err:
             log.exception("room %s: recording the end of session %s failed",
                           self.room.name, self.session.id)
