@@ -34,14 +34,17 @@ from roomctl.events import DeviceRef, Dose, LightsChange, MusicChange
 from roomctl.library import PresetNotFound
 from roomctl.preset import Preset, PresetError
 from roomctl.service import Preflight, RoomController
-from roomctl.session import BadValue, CommandRejected, TimelineUnavailable, UnknownPhase
+from roomctl.session import BadValue, CommandRejected, RecordFailing, TimelineUnavailable, UnknownPhase
 from roomctl.timeline import Status
 
 E404: Responses = {404: {"model": ErrorOut, "description": "unknown room (or phase)"}}
 E409: Responses = {409: {"model": ErrorOut, "description": "does not fit the room's state"}}
+E503: Responses = {503: {"model": ErrorOut, "description": "the session record cannot be written now: "
+                         "nothing was done (Lights up still works)"}}
 AUTH: Responses = {401: {"model": ErrorOut, "description": "not paired"}}
-CMD: Responses = {**AUTH, **E404, **E409}
+CMD: Responses = {**AUTH, **E404, **E409, **E503}
 CMD_422: Responses = {**CMD, 422: {"model": Invalid, "description": "a value that cannot be right"}}
+RETRY_AFTER_S = 5  # what a refused command's answer suggests: the record is watched every second
 
 router = APIRouter(prefix="/api/rooms", tags=["rooms"], responses=AUTH)
 
@@ -67,6 +70,8 @@ async def _run(call: Awaitable[Status | None]) -> None:
                                        "ctx": {"error": err.message}}]) from None
     except CommandRejected as err:
         raise HTTPException(409, str(err)) from None
+    except RecordFailing as err:
+        raise HTTPException(503, str(err), headers={"Retry-After": str(RETRY_AFTER_S)}) from None
     except UnknownPhase as err:
         raise HTTPException(404, f"no phase '{err.args[0]}' in this session's preset") from None
 

@@ -8,6 +8,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from roomctl.preset import Preset
+from roomctl.records.report import event_text
 from roomctl.room import AudioSnapshot, LightLook, LightReading
 from roomctl.service import RoomController
 from roomctl.timeline import CueState, Status, VitalsState
@@ -122,6 +124,15 @@ class VitalsOut(BaseModel):
                    by=v.by, acknowledged_at=v.acknowledged_at)
 
 
+class RecordedEventOut(BaseModel):
+    """An event as the record holds it: after a restart, the last one recorded before it (the
+    command a tablet may not have heard back about was recorded when it is this one)."""
+
+    kind: str
+    at: float
+    text: str
+
+
 class SessionOut(BaseModel):
     id: str
     preset_id: str | None = None
@@ -151,6 +162,7 @@ class SessionOut(BaseModel):
     cues_acknowledged: list[CueOut]
     next_cue: CueOut | None = None  # the next reminder to come due
     recovered_at: float | None = None
+    recovered_last: RecordedEventOut | None = None
 
 
 class LightsUpOut(BaseModel):
@@ -172,6 +184,7 @@ class RoomState(BaseModel):
     lights_up: LightsUpOut | None = None  # while Lights up is on
     lights: LightsOut
     music: MusicOut
+    record: Health = Health(ok=True)  # the session record: can it be written now?
     degraded: list[str]
 
 
@@ -207,7 +220,15 @@ def session_out(ctl: RoomController, st: Status) -> SessionOut:
         cues_acknowledged=[CueOut.of(c) for c in st.cues_acknowledged],
         next_cue=CueOut.of(st.next_cue) if st.next_cue is not None else None,
         recovered_at=ctl.runner.recovered_at,
+        recovered_last=_recorded(ctl, session.preset),
     )
+
+
+def _recorded(ctl: RoomController, preset: Preset) -> RecordedEventOut | None:
+    last = ctl.runner.recovered_last
+    if last is None:
+        return None
+    return RecordedEventOut(kind=last.kind.value, at=last.at, text=event_text(last, preset))
 
 
 def _safe(what: str, read: Callable[[], T], fallback: T) -> T:
@@ -233,7 +254,8 @@ def room_state(ctl: RoomController, seq: int, now: float) -> RoomState:
             degraded.append(detail if detail.startswith(part) else f"{part}: {detail}")
     if ctl.audio_note:
         degraded.append(ctl.audio_note)
-    for problem in (runner.timeline_error, runner.task_error):
+    record = ctl.record_problem()
+    for problem in (runner.timeline_error, runner.task_error, ctl.not_recovered, record):
         if problem:
             degraded.append(problem)
     active = st is not None and not st.ended and runner.timeline_error is None
@@ -268,5 +290,6 @@ def room_state(ctl: RoomController, seq: int, now: float) -> RoomState:
             now_playing=now_playing, problems=list(snap.problems),
             health=Health(ok=audio_health.ok, detail=ctl.audio_note or audio_health.detail),
         ),
+        record=Health(ok=record is None, detail=record),
         degraded=degraded,
     )

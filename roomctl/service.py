@@ -1,6 +1,12 @@
 """The running service without the web: rooms (drivers + a session runner each), the preset
-library, the session record (recovery at start, retention), and start-up/shut-down. The
-API builds one in its lifespan; `roomctl serve` opens the record and hands it over.
+library, the session record (recovery at start, retention, a watch on its files), and
+start-up/shut-down. The API builds one in its lifespan; `roomctl serve` opens the record and
+hands it over.
+
+When the record cannot be written (a full disk, its file deleted under the service), every
+room says so (`RoomController.record_problem`, `/healthz`), commands are refused with the
+record's message, and Lights up goes on working, kept in memory until the record can take
+it (`roomctl.session`). The record is watched every `WATCH_RECORD_S`, off the event loop.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from roomctl.gate import GateState
 from roomctl.library import PresetLibrary
 from roomctl.playlists import parse_playlists
 from roomctl.preset import Preset
+from roomctl.records.worker import RecordRenderer
 from roomctl.room import DriverHealth, MusicTarget, PlaylistReport, Safety
 from roomctl.session import Room, SessionRunner
-from roomctl.store import SessionStore
+from roomctl.store import SessionStore, StoreError
 from roomctl.timeline import Status
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,8 @@ class RoomController:
     runner: SessionRunner
     audio_note: str | None = None  # e.g. why audio is simulated
     idle_emergency: bool = False
+    store: SessionStore | None = None  # the record this room's sessions go to
+    not_recovered: str | None = None  # a session of this room that could not be continued, and why
     _listeners: list[Callable[[RoomController], None]] = field(default_factory=list)
 
     def subscribe(self, listener: Callable[[RoomController], None]) -> Callable[[], None]:
@@ -101,6 +110,17 @@ class RoomController:
             log.exception("room %s: the music check failed", self.id)
             reports = [PlaylistReport(name, 0, (f"not checked: {err}",)) for name in names]
         return Preflight(self.lights_health(), self.audio_health(), reports)
+
+    def record_problem(self) -> str | None:
+        """Why this room's record is failing now, for a therapist to read (None: it is not)."""
+        problem = self.store.problem if self.store is not None else None
+        kept = self.runner.unwritten
+        if kept:
+            what = "event is" if kept == 1 else "events are"
+            note = (f"{kept} {what} kept in memory until the record can take it "
+                    "(lost if the service stops before)")
+            return f"{problem}; {note}" if problem else f"the record: {note}"
+        return problem
 
     def lights_health(self) -> DriverHealth:
         """The lights' health: the gate's verdict first (a driver that stopped answering), then the driver's."""
@@ -184,6 +204,8 @@ def _build_audio(cfg: Config, room: RoomConfig, clock: Clock, safety: Safety) ->
 
 
 RETENTION_EVERY_S = 3600.0
+WATCH_RECORD_S = 1.0  # the record's files are looked at this often (and before every write)
+WATCH_TIME_LIMIT_S = 5.0  # a disk that does not answer a look in this time is failing
 CLOSE_TIME_LIMIT_S = 10.0  # a driver that does not close in this time is left behind
 
 
@@ -197,7 +219,10 @@ class Service:
         self.store = store
         self.library = PresetLibrary(config.bundled_presets, config.clinic_presets)
         self.rooms: dict[str, RoomController] = {}
+        # Reports and CSV exports of the record, drawn in a process of their own.
+        self.records = RecordRenderer(store.path) if store is not None else None
         self._retention: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Build the rooms, continue the sessions the record says never ended, and start
@@ -216,20 +241,40 @@ class Service:
             room = Room(rc.name, lights, audio, safety)
             sink = self.store.sink(rc.id) if self.store is not None else None
             runner = SessionRunner(room, self.clock, event_sink=sink, time_limit_s=cfg.driver_time_limit)
-            self.rooms[rc.id] = RoomController(rc.id, rc, room, runner, note)
+            self.rooms[rc.id] = RoomController(rc.id, rc, room, runner, note, store=self.store)
             log.info("room %s ready: lights %s, audio %s", rc.name, lights.health().detail,
                      note or audio.health().detail)
         if self.store is not None:
             await self.recover_sessions()
+            self._watch = asyncio.create_task(self._watch_record(), name="record watch")
             if cfg.retention_days is not None:
                 self._retention = asyncio.create_task(self._keep_retention(cfg.retention_days),
                                                       name="retention")
 
     async def recover_sessions(self) -> list[str]:
-        """Continue every session the record says never ended, newest first per room."""
+        """Continue every session the record says never ended, newest first per room. A
+        session that cannot be read back stays in the record, and its room says so.
+
+        Session time is moved on, if need be, to the last recorded event: a clock that was
+        behind at start (a hardware clock that lost time) must not replay a session into its
+        past. The time the service was down is then unknown, and counted as none."""
         assert self.store is not None
+        found = await asyncio.to_thread(self.store.recoverable)
+        for room_id, session_id, why in found.damaged:
+            ctl = self.rooms.get(room_id)
+            if ctl is not None:
+                ctl.not_recovered = f"session {session_id} could not be continued: {why}"
+        last = [s.session.events[-1].at for s in found.sessions if s.session.events]
+        if last and max(last) > self.clock.now():
+            behind = max(last) - self.clock.now()
+            log.warning("the clock is %.0f s behind the last recorded event: session time continues "
+                        "from the record (the wall time is kept beside each event)", behind)
+            self.clock.not_before(max(last))
         recovered = []
-        for stored in reversed(self.store.unfinished()):  # newest first
+        for stored in reversed(found.sessions):  # newest first
+            if stored.damaged:
+                log.error("session %s continues without %d damaged record(s): %s", stored.id,
+                          len(stored.damaged), "; ".join(stored.damaged))
             ctl = self.rooms.get(stored.room)
             if ctl is None:
                 log.error("session %s belongs to room '%s', which is not in the config; left as it is",
@@ -244,12 +289,38 @@ class Service:
             recovered.append(stored.session.id)
         return recovered
 
+    async def _watch_record(self) -> None:
+        """Look at the record's files every second (deleted, moved, replaced?), probe a disk
+        that failed a write, and when it can write again hand it the events kept in memory."""
+        assert self.store is not None
+        store = self.store
+        while True:
+            await asyncio.sleep(WATCH_RECORD_S)
+            try:
+                changed = await asyncio.wait_for(asyncio.to_thread(store.watch), WATCH_TIME_LIMIT_S)
+                stalled = None
+            except TimeoutError:
+                changed, stalled = False, (f"session store {store.path}: its disk did not answer within "
+                                           f"{WATCH_TIME_LIMIT_S:g} s")
+            except Exception:
+                log.exception("watching the record failed")
+                continue
+            if stalled != store.stalled:
+                store.stalled, changed = stalled, True
+            for ctl in self.rooms.values():
+                if ctl.runner.unwritten and store.problem is None:
+                    changed = await ctl.runner.flush() or changed
+                if changed:
+                    ctl.changed()
+
     async def _keep_retention(self, days: float) -> None:
         """Delete records older than the clinic's retention setting: at start, then hourly."""
         assert self.store is not None
         while True:
             try:
                 await asyncio.to_thread(self.store.purge_older_than, days, self.clock.now())
+            except StoreError as err:
+                log.error("deleting old session records failed: %s", err)
             except Exception:
                 log.exception("deleting old session records failed")
             await asyncio.sleep(RETENTION_EVERY_S)
@@ -264,11 +335,14 @@ class Service:
             log.warning("room %s: %s", rc.name, err)
 
     async def stop(self) -> None:
-        if self._retention is not None:
-            self._retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention
-            self._retention = None
+        for task in (self._retention, self._watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._retention = self._watch = None
+        if self.records is not None:
+            self.records.close()
         for ctl in self.rooms.values():  # one room's failure never keeps the others open
             for what, closer in (("session", ctl.runner.close), ("lights", ctl.room.lights.close),
                                  ("audio", ctl.room.audio.close)):
@@ -282,8 +356,10 @@ class Service:
         out: dict[str, Any] = {}
         for rid, ctl in self.rooms.items():
             lh, ah = ctl.lights_health(), ctl.audio_health()
-            problems = [p for p in (ctl.runner.timeline_error, ctl.runner.task_error) if p]
+            problems = [p for p in (ctl.runner.timeline_error, ctl.runner.task_error, ctl.not_recovered) if p]
+            record = ctl.record_problem()
             out[rid] = {"lights": {"ok": lh.ok, "detail": lh.detail},
                         "audio": {"ok": ah.ok, "detail": ctl.audio_note or ah.detail},
-                        "session": {"ok": not problems, "detail": "; ".join(problems) or None}}
+                        "session": {"ok": not problems, "detail": "; ".join(problems) or None},
+                        "record": {"ok": record is None, "detail": record}}
         return out

@@ -121,6 +121,12 @@ def describe_event(event: Event, preset: Preset) -> str:
     return ", ".join(parts)
 
 
+def event_text(event: Event, preset: Preset) -> str:
+    """What an event was, in a few words for a therapist ("Lights: brightness 30%, over 1s")."""
+    details = describe_event(event, preset)
+    return f"{_KIND_LABEL[event.kind]}: {details}" if details else _KIND_LABEL[event.kind]
+
+
 def cue_text(preset: Preset, cue_id: str) -> str:
     """The text of reminder ``cue_id`` ("<phase id>/<index>", or "…/dose<k>" for a reminder timed
     from the latest dose)."""
