@@ -255,7 +255,7 @@ def room_state(ctl: RoomController, seq: int, now: float) -> RoomState:
     if ctl.audio_note:
         degraded.append(ctl.audio_note)
     record = ctl.record_problem()
-    for problem in (runner.timeline_error, runner.task_error, ctl.not_recovered, record):
+    for problem in (runner.timeline_error, runner.task_error, ctl.recovery_note, record):
         if problem:
             degraded.append(problem)
     active = st is not None and not st.ended and runner.timeline_error is None

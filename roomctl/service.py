@@ -63,7 +63,7 @@ class RoomController:
     audio_note: str | None = None  # e.g. why audio is simulated
     idle_emergency: bool = False
     store: SessionStore | None = None  # the record this room's sessions go to
-    not_recovered: str | None = None  # a session of this room that could not be continued, and why
+    recovery_note: str | None = None  # what recovery could not bring back of this room's session
     _listeners: list[Callable[[RoomController], None]] = field(default_factory=list)
 
     def subscribe(self, listener: Callable[[RoomController], None]) -> Callable[[], None]:
@@ -136,6 +136,7 @@ class RoomController:
                     by: DeviceRef | None = None) -> Status:
         status = await self.runner.start(preset, label=label, preset_id=preset_id, by=by)
         self.idle_emergency = False
+        self.recovery_note = None  # about the session before this one
         return status
 
     async def emergency_on(self, *, by: DeviceRef | None = None) -> None:
@@ -255,7 +256,8 @@ class Service:
         """Continue every session the record says never ended, newest first per room. A
         session that cannot be read back stays in the record, and its room says so.
 
-        Session time is moved on, if need be, to the last recorded event: a clock that was
+        Session time is moved on, if need be, to the last recorded event, or the last time the
+        service before this one was seen running (`SessionStore.last_alive`): a clock that was
         behind at start (a hardware clock that lost time) must not replay a session into its
         past. The time the service was down is then unknown, and counted as none."""
         assert self.store is not None
@@ -263,8 +265,10 @@ class Service:
         for room_id, session_id, why in found.damaged:
             ctl = self.rooms.get(room_id)
             if ctl is not None:
-                ctl.not_recovered = f"session {session_id} could not be continued: {why}"
+                ctl.recovery_note = f"session {session_id} could not be continued: {why}"
         last = [s.session.events[-1].at for s in found.sessions if s.session.events]
+        if last and self.store.last_alive is not None:
+            last.append(self.store.last_alive)  # it ran on after its last event, at least until then
         if last and max(last) > self.clock.now():
             behind = max(last) - self.clock.now()
             log.warning("the clock is %.0f s behind the last recorded event: session time continues "
@@ -272,10 +276,13 @@ class Service:
             self.clock.not_before(max(last))
         recovered = []
         for stored in reversed(found.sessions):  # newest first
-            if stored.damaged:
-                log.error("session %s continues without %d damaged record(s): %s", stored.id,
-                          len(stored.damaged), "; ".join(stored.damaged))
             ctl = self.rooms.get(stored.room)
+            if stored.damaged:
+                note = (f"session {stored.id} continues without {len(stored.damaged)} damaged record(s) "
+                        f"that could not be read back: {'; '.join(stored.damaged[:3])}")
+                log.error("%s", note)
+                if ctl is not None:
+                    ctl.recovery_note = note
             if ctl is None:
                 log.error("session %s belongs to room '%s', which is not in the config; left as it is",
                           stored.session.id, stored.room)
@@ -297,7 +304,8 @@ class Service:
         while True:
             await asyncio.sleep(WATCH_RECORD_S)
             try:
-                changed = await asyncio.wait_for(asyncio.to_thread(store.watch), WATCH_TIME_LIMIT_S)
+                changed = await asyncio.wait_for(asyncio.to_thread(store.watch, self.clock.now()),
+                                                 WATCH_TIME_LIMIT_S)
                 stalled = None
             except TimeoutError:
                 changed, stalled = False, (f"session store {store.path}: its disk did not answer within "
@@ -343,6 +351,8 @@ class Service:
         self._retention = self._watch = None
         if self.records is not None:
             self.records.close()
+        if self.store is not None:
+            self.store.note_alive(self.clock.now())
         for ctl in self.rooms.values():  # one room's failure never keeps the others open
             for what, closer in (("session", ctl.runner.close), ("lights", ctl.room.lights.close),
                                  ("audio", ctl.room.audio.close)):
@@ -356,7 +366,7 @@ class Service:
         out: dict[str, Any] = {}
         for rid, ctl in self.rooms.items():
             lh, ah = ctl.lights_health(), ctl.audio_health()
-            problems = [p for p in (ctl.runner.timeline_error, ctl.runner.task_error, ctl.not_recovered) if p]
+            problems = [p for p in (ctl.runner.timeline_error, ctl.runner.task_error, ctl.recovery_note) if p]
             record = ctl.record_problem()
             out[rid] = {"lights": {"ok": lh.ok, "detail": lh.detail},
                         "audio": {"ok": ah.ok, "detail": ctl.audio_note or ah.detail},

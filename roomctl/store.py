@@ -341,6 +341,9 @@ class SessionStore:
         self.write_error: str | None = None  # the last write failed, and none has gone through since
         self.stalled: str | None = None  # set by the service when a look at the files did not come back
         self.rescued: Path | None = None
+        # The session time up to which the last roomctl on this store is known to have run (it
+        # notes it in the lock file every second): recovery continues from there at the earliest.
+        self.last_alive = _last_alive(lock_file)
 
     # --- opening ----------------------------------------------------------------------------
 
@@ -409,19 +412,28 @@ class SessionStore:
         """Why the record cannot be written now (None: it can)."""
         return self.missing or self.write_error or self.stalled
 
-    def watch(self) -> bool:
+    def watch(self, now: float | None = None) -> bool:
         """Look at the files, and when a write has failed, try one (a probe that changes no
-        record). Called every second by the service, off the event loop. Returns whether
-        `problem` changed."""
+        record); note ``now`` (session time) as the time this roomctl was last seen running.
+        Called every second by the service, off the event loop. Returns whether `problem`
+        changed."""
         before = self.problem
         with self._lock:
             if self._closed:
                 return False
+            if now is not None:
+                _note_alive(self._lock_file, now)
             self._check_files_in_place()
             if self.missing is None and self.write_error is not None:
                 with contextlib.suppress(StoreError):
                     self._write_locked("write (a test)", _probe)
         return self.problem != before
+
+    def note_alive(self, now: float) -> None:
+        """Note ``now`` (session time) as the time this roomctl was last seen running."""
+        with self._lock:
+            if not self._closed:
+                _note_alive(self._lock_file, now)
 
     def _check_files_in_place(self) -> None:
         problem = self._identity_problem()
@@ -752,22 +764,23 @@ def _acquire_lock(path: Path) -> IO[str]:
     (the second would record a room twice and recover sessions already running)."""
     lock_path = _lock_path(path)
     try:
-        f = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until close()
+        # Read and write, not append: the file is rewritten in place (`_note_alive`).
+        f = os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644), "r+", encoding="utf-8")
     except OSError as err:
         raise StoreError(f"session store {path}: cannot create the lock file {lock_path}: "
                          f"{err.strerror or err}. Check the data directory's permissions.") from None
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "unknown"
+        holder = (_lock_lines(f) or ["unknown"])[0].strip() or "unknown"
         f.close()
         raise StoreError(f"session store {path} is in use by another roomctl process "
                          f"(pid {holder}). Stop that process first, or give this one its own "
                          "data directory.") from None
+    previous = _lock_lines(f)[1:2]  # the last roomctl's time, kept until this one notes its own
     f.seek(0)
     f.truncate()
-    f.write(f"{os.getpid()}\n")
+    f.write("\n".join([str(os.getpid()), *previous]) + "\n")
     f.flush()
     return f
 
@@ -784,6 +797,29 @@ def held_by_another(path: Path) -> bool:
             return False
     except FileNotFoundError:
         return False
+
+
+def _last_alive(f: IO[str]) -> float | None:
+    lines = _lock_lines(f)
+    try:
+        return float(lines[1]) if len(lines) > 1 else None
+    except ValueError:
+        return None
+
+
+def _lock_lines(f: IO[str]) -> list[str]:
+    f.seek(0)
+    return f.read().splitlines()
+
+
+def _note_alive(f: IO[str], now: float) -> None:
+    """The lock file says who holds the store, and until when (session time) it surely ran. No
+    fsync: after a power cut, a time a second or two old is as good."""
+    with contextlib.suppress(OSError):
+        f.seek(0)
+        f.write(f"{os.getpid()}\n{now!r}\n")
+        f.truncate()
+        f.flush()
 
 
 def _release_lock(f: IO[str]) -> None:

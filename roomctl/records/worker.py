@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import multiprocessing
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -29,6 +30,7 @@ from roomctl.store import StoreError, read_session, reader_connection
 log = logging.getLogger(__name__)
 
 RENDER_TIME_LIMIT_S = 60.0
+WORKER_NICENESS = 10
 Kind = Literal["report.svg", "export.csv"]
 
 
@@ -91,7 +93,8 @@ class RecordRenderer:
                 # spawn, not fork: the service has threads (uvicorn, drivers) that a fork would copy
                 # in whatever state they are in.
                 self._pool = concurrent.futures.ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_background)
             return self._pool
 
     def _replace(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
@@ -105,6 +108,12 @@ class RecordRenderer:
             pool, self._pool = self._pool, None
         if pool is not None:
             _stop(pool)
+
+
+def _background() -> None:
+    """In the worker process: yield the processor to the service on a busy machine (a report
+    can wait a moment; Lights up cannot)."""
+    os.nice(WORKER_NICENESS)
 
 
 def _stop(pool: concurrent.futures.ProcessPoolExecutor) -> None:
