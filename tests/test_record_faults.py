@@ -401,7 +401,7 @@ def test_lights_up_answers_at_once_while_a_long_report_is_drawn(tmp_path: Path) 
         drawer.start()
         try:
             time.sleep(0.5)
-            took = []
+            took: list[float] = []
             while len(drawn) < 2 or len(took) < 40:
                 took.append(tablet.lights_up(len(took) % 2 == 0))
                 time.sleep(0.05)
