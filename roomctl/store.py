@@ -297,12 +297,12 @@ def _summary(db: sqlite3.Connection, row: tuple[Any, ...]) -> SessionSummary:
                           "; ".join(problems) or None)
 
 
-def _event_payload(event: Event) -> str:
+def event_payload(event: Event) -> str:
     # Python-mode dump: floats stay exact (the JSON-mode "1.23457s" form rounds to 6 digits).
     return json.dumps(event.model_dump(exclude_none=True, exclude={"kind", "at"}))
 
 
-def _preset_json(preset: Preset) -> str:
+def preset_json(preset: Preset) -> str:
     return json.dumps(preset.model_dump(), ensure_ascii=False)
 
 
@@ -512,14 +512,14 @@ class SessionStore:
                 db.execute(
                     "INSERT INTO sessions (id, room, preset_json, label, started_at)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (session.id, room, _preset_json(session.preset), session.label, event.at),
+                    (session.id, room, preset_json(session.preset), session.label, event.at),
                 )
             # The next number after the last stored one: a session continued after some of its
             # rows were found damaged still numbers its new events after all of them.
             db.execute(
                 "INSERT INTO events (session_id, seq, at, kind, payload_json) VALUES"
                 " (?, (SELECT coalesce(max(seq), -1) + 1 FROM events WHERE session_id = ?), ?, ?, ?)",
-                (session.id, session.id, event.at, event.kind.value, _event_payload(event)),
+                (session.id, session.id, event.at, event.kind.value, event_payload(event)),
             )
             if event.kind is EventKind.ENDED:
                 db.execute(
