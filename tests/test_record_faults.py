@@ -34,6 +34,7 @@ from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import load_preset
 from roomctl.session import Session
 from roomctl.store import RESCUED, SessionStore, StoreError
+from testkit.hue_bridge import DEFAULT_USER, HueBridgeEmulator, RecordedRequest
 from testkit.servers import PIN, Running, running_app
 
 PRESETS = Path(__file__).resolve().parent.parent / "roomctl" / "presets"
@@ -418,3 +419,39 @@ def test_lights_up_answers_at_once_while_a_long_report_is_drawn(tmp_path: Path) 
         # scheduler alone can hold any one answer up; the report must not hold up the rest.
         assert p95 < LIGHTS_UP_ANSWER_S, f"Lights up answered after {p95 * 1000:.0f} ms (95th percentile)"
         assert ordered[-1] < 1.0, f"Lights up answered after {ordered[-1] * 1000:.0f} ms"
+
+
+# --- Lights up on a Hue bridge while the wall clock is stepped ----------------------------------
+
+
+def test_lights_up_reaches_a_hue_bridge_while_the_wall_clock_is_stepped_back(tmp_path: Path) -> None:
+    """The Hue pacing runs on session time: a wall clock put back 10 minutes holds nothing up."""
+    data = tmp_path / "data"
+    wall = SteppingWall()
+    lights_up = units.percent_to_bri(100)
+
+    def bri(value: int) -> Callable[[RecordedRequest], bool]:
+        return lambda r: r.method == "PUT" and isinstance(r.body, dict) and r.body.get("bri") == value
+
+    with HueBridgeEmulator() as bridge, SessionStore.open(data / "sessions.db") as store:
+        cfg = parse_config({
+            "rooms": [{"name": "A", "lights": {"kind": "hue", "bridge": bridge.host, "group": "1", "timeout": "1s"},
+                       "audio": {"kind": "simulated"}}],
+            "data_dir": str(data), "pin": PIN, "hue_bridges": {bridge.host: {"username": DEFAULT_USER}}})
+        with running_app(cfg, store=store, clock=RealClock(wall=wall)) as srv, srv.client(srv.pair()) as client:
+            tablet = Tablet(client)
+            assert tablet.call("POST", "/api/presets", params={"id": "drill"}, json=DRILL).status_code == 201
+            tablet.ok("POST", "/api/rooms/a/session", json={"preset": "drill"})
+            assert bridge.wait_for(bri(units.percent_to_bri(60)), timeout_s=5) is not None
+            wall.offset = -600.0
+            before = len(bridge.requests)
+            pressed = time.monotonic()
+            assert tablet.lights_up(True) <= 1.0
+            assert tablet.state()["emergency"] is True
+            up = bridge.wait_for(bri(lights_up), timeout_s=3, after=before)
+            assert up is not None, "the bridge never got Lights up"
+            assert up.arrival_s - pressed <= LATE_S
+            wall.offset = 0.0
+            before = len(bridge.requests)
+            assert tablet.lights_up(False) <= 1.0
+            assert bridge.wait_for(lambda r: r.method == "PUT", timeout_s=3, after=before) is not None
