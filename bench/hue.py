@@ -72,7 +72,7 @@ def _direct(bridge: HueBridgeEmulator, client: phue.Bridge, brightness: float) -
 
 async def latency() -> tuple[float, float]:
     with HueBridgeEmulator() as bridge:
-        room = build_hue_lights(bridge.host, DEFAULT_USER, None, ["1"], RealClock())
+        room = build_hue_lights(bridge.host, DEFAULT_USER, None, ["1"], RealClock(), trust=None)
         client = phue.Bridge(bridge.host, DEFAULT_USER, config_file_path="/nonexistent")
         driver_s: list[float] = []
         direct_s: list[float] = []
@@ -103,7 +103,7 @@ def _p90(values: list[float]) -> float:
 async def burst() -> tuple[int, int, float]:
     with HueBridgeEmulator() as bridge:
         bridge.set_rate_limit(light_puts_per_s=10, group_puts_per_s=1)
-        room = build_hue_lights(bridge.host, DEFAULT_USER, "1", None, RealClock())
+        room = build_hue_lights(bridge.host, DEFAULT_USER, "1", None, RealClock(), trust=None)
         try:
             await room.connect()
             start = time.monotonic()

@@ -178,7 +178,8 @@ def _build_lights(cfg: Config, room: RoomConfig, clock: Clock, hue: HueBridges |
                               f"{room.lights.bridge}: run `roomctl hue pair --bridge {room.lights.bridge}`")
         assert room.lights.bridge is not None
         return build_hue_lights(room.lights.bridge, username, room.lights.group,
-                                None if room.lights.group else room.lights.lights, clock, bridges=hue)
+                                None if room.lights.group else room.lights.lights, clock, bridges=hue,
+                                trust=None)
     return SimulatedLights(clock, room.lights.names)
 
 

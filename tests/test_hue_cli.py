@@ -163,7 +163,8 @@ async def test_a_room_from_the_config_file_drives_the_bridge(bridge: HueBridgeEm
     lights = settings["rooms"]["lights"]
     username = stored_username(settings, lights["bridge"])
     assert username == DEFAULT_USER
-    room = build_hue_lights(lights["bridge"], username, lights["group"], None, RealClock())
+    room = build_hue_lights(lights["bridge"], username, lights["group"], None, RealClock(),
+                            trust=None)
     try:
         await room.apply(LightLook(40, 2700), 0)
         await room.drain()

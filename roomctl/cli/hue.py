@@ -153,14 +153,14 @@ def pair(bridge: str, *, timeout_s: float = 30.0, interval_s: float = 1.0,
          say: Callable[[str], None] = print) -> str:
     """Ask the bridge for a username every ``interval_s`` until its link button is pressed;
     raises `HueError` after ``timeout_s``."""
-    client = HueBridgeClient(bridge, None, timeout_s=request_timeout_s)
+    client = HueBridgeClient(bridge, None, trust=None, timeout_s=request_timeout_s)
     say("Press the link button on the bridge…")
     deadline = time.monotonic() + timeout_s
     attempt_at = time.monotonic()
     last: HueError = LinkButtonNotPressed(bridge)
     while True:
         try:
-            return client.register(_devicetype())
+            return client.register(_devicetype())[0]
         except (LinkButtonNotPressed, BridgeUnreachable) as exc:
             last = exc
         attempt_at += interval_s
@@ -247,7 +247,7 @@ def _lights_command(args: argparse.Namespace) -> int:
         print(f"{path} has no username for Hue bridge {args.bridge}: run `roomctl hue pair "
               f"--bridge {args.bridge}` first.", file=sys.stderr)
         return 1
-    client = HueBridgeClient(args.bridge, username, timeout_s=CLI_REQUEST_TIMEOUT_S)
+    client = HueBridgeClient(args.bridge, username, trust=None, timeout_s=CLI_REQUEST_TIMEOUT_S)
     try:
         lights, groups = client.lights_now(), client.groups_now()
     except HueError as exc:

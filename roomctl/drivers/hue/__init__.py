@@ -23,6 +23,7 @@ from roomctl.drivers.hue.errors import (
     BadAnswer,
     BridgeBusy,
     BridgeUnreachable,
+    CertificateRefused,
     HueError,
     LinkButtonNotPressed,
     PairingRequired,
@@ -31,6 +32,7 @@ from roomctl.drivers.hue.fades import MAX_TRANSITION_DS, MAX_TRANSITION_S, blend
 from roomctl.drivers.hue.lights import HueBridges, HueLights, build_hue_lights
 from roomctl.drivers.hue.link import HueBridgeLink, HueOptions
 from roomctl.drivers.hue.scheduler import Backoff, RateLimits
+from roomctl.drivers.hue.tls import BridgeTrust
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",
@@ -40,7 +42,9 @@ __all__ = [
     "Backoff",
     "BadAnswer",
     "BridgeBusy",
+    "BridgeTrust",
     "BridgeUnreachable",
+    "CertificateRefused",
     "HueBridgeClient",
     "HueBridgeLink",
     "HueBridges",

@@ -112,6 +112,10 @@ class Plant(Protocol):
         """Read the bridge's lights and groups (first contact, then now and then)."""
         ...
 
+    def probe(self) -> Job:
+        """A cheap read that shows whether the bridge still answers (an idle bridge)."""
+        ...
+
     def work(self, now: float) -> Work: ...
 
     def next_change(self, now: float) -> float | None:
@@ -173,6 +177,34 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 _Call = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]
 
 
+class Calls(Protocol):
+    """Where a scheduler's bridge calls run: a `Worker` thread for blocking ones (phue), or
+    `OnTheLoop` for coroutines (aiohue)."""
+
+    def run(self, call: Callable[[], Any]) -> asyncio.Future[Any]: ...
+
+    async def stop(self) -> None: ...
+
+
+class OnTheLoop:
+    """Runs each call (a function returning an awaitable) as a task on the event loop: for an
+    async library, which needs no thread."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    def run(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
+        task: asyncio.Future[Any] = asyncio.ensure_future(call())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def stop(self) -> None:
+        """Let the call in flight finish (the request has its own timeout)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class Worker:
     """One thread running blocking calls one at a time, in order. Every result and every
     exception goes back to the caller's future on the event loop: nothing is lost."""
@@ -226,7 +258,9 @@ class CommandScheduler:
         limits: RateLimits | None = None,
         backoff: Backoff | None = None,
         refresh_s: float = 30.0,
+        probe_s: float = 5.0,
         log: logging.Logger | None = None,
+        worker: Calls | None = None,
     ) -> None:
         self._plant = plant
         self._clock = clock
@@ -236,8 +270,10 @@ class CommandScheduler:
         self._groups = Spacing(limits.group_interval_s)
         self._backoff = backoff or Backoff()
         self._refresh_s = refresh_s
+        self._probe_s = probe_s
         self._log = log or logging.getLogger(__name__)
-        self._worker = Worker(f"hue {name}")
+        self._worker: Calls = worker if worker is not None else Worker(f"hue {name}")
+        self._last_answer = -math.inf
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._waiting = False
@@ -318,8 +354,12 @@ class CommandScheduler:
             if now >= refresh_at or self.problem is not None:
                 await self._survey()  # now and then, and as the probe of a failing bridge
                 continue
+            probe_at = self._last_answer + self._probe_s
+            if now >= probe_at:
+                await self._do(self._plant.probe())  # an idle bridge that died is seen soon
+                continue
             deadlines = [t for t in (wake_at, self._plant.next_change(now)) if t is not None]
-            await self._wait(min([refresh_at, *deadlines]))
+            await self._wait(min([refresh_at, probe_at, *deadlines]))
 
     async def _survey(self) -> None:
         if await self._do(self._plant.survey()):
@@ -332,6 +372,7 @@ class CommandScheduler:
             self._failed(exc)
             return False
         now = self._clock.now()
+        self._last_answer = now
         self._answered()
         job.done(answer, now)
         return True
