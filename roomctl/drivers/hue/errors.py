@@ -33,9 +33,10 @@ class BridgeUnreachable(HueError):
 
 
 class BridgeBusy(HueError):
-    def __init__(self, host: str) -> None:
-        super().__init__(f"Hue bridge {host} is overloaded (HTTP 503); sending more slowly")
-        self.host = host
+    def __init__(self, host: str, status: int = 503) -> None:
+        why = "too many commands" if status == 429 else "overloaded"
+        super().__init__(f"Hue bridge {host} is {why} (HTTP {status}); sending more slowly")
+        self.host, self.status = host, status
 
 
 class BadAnswer(HueError):

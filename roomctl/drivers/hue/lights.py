@@ -18,7 +18,8 @@ from roomctl.drivers.hue.tls import BridgeTrust
 from roomctl.room import DriverHealth, LightLook, LightReading
 
 
-def _check(look: LightLook, transition_s: float) -> None:
+def check_look(look: LightLook, transition_s: float) -> None:
+    """ValueError for a look or transition no driver can carry out."""
     if not 0 <= look.brightness <= 100:
         raise ValueError(f"brightness {look.brightness} is outside 0-100 %")
     if look.color is not None and look.color_temp is not None:
@@ -51,7 +52,7 @@ class HueLights:
         return self._link.host
 
     async def apply(self, look: LightLook, transition_s: float) -> None:
-        _check(look, transition_s)
+        check_look(look, transition_s)
         self._link.want(self._room, look, transition_s)
         scheduler = self._link.scheduler
         if scheduler.crashed is not None:

@@ -305,6 +305,12 @@ class CommandScheduler:
         if self._wake is not None:
             _resolve(self._wake)
 
+    def resurvey(self) -> None:
+        """Read the whole bridge again as soon as nothing more urgent is due (once, however
+        often this is asked before it happens)."""
+        self._last_survey = -math.inf
+        self.notify()
+
     async def drain(self) -> None:
         """Return when nothing can be done right now: every call answered, and the scheduler
         waiting for the clock (a rate limit, a back-off, a chained fade) or for new work."""
