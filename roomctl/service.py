@@ -19,10 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roomctl.clock import Clock, RealClock
-from roomctl.config import AudioKind, Config, ConfigError, LightsKind, RoomConfig
+from roomctl.config import AudioKind, Config, ConfigError, HueBridgeConfig, LightsKind, RoomConfig
 from roomctl.demo_media import demo_playlists, ensure_demo_media
 from roomctl.drivers.base import Audio, Lights
-from roomctl.drivers.hue import HueBridges, HueError, HueLights, HueOptions, build_hue_lights
+from roomctl.drivers.hue import (
+    BridgeTrust,
+    HueBridges,
+    HueError,
+    HueLights,
+    HueOptions,
+    build_hue_lights,
+)
+from roomctl.drivers.hue.v2 import HueV2Bridges, HueV2Lights, V2Options
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.drivers.vlc import VlcAudio, vlc_available
 from roomctl.events import DeviceRef
@@ -31,7 +39,7 @@ from roomctl.library import PresetLibrary
 from roomctl.playlists import parse_playlists
 from roomctl.preset import Preset
 from roomctl.records.worker import RecordRenderer
-from roomctl.room import DriverHealth, MusicTarget, PlaylistReport, Safety
+from roomctl.room import DriverHealth, LightLook, MusicTarget, PlaylistReport, Safety
 from roomctl.session import Room, SessionRunner
 from roomctl.store import SessionStore, StoreError
 from roomctl.timeline import Status
@@ -170,16 +178,44 @@ def _gated(gate: GateState, driver_health: Callable[[], DriverHealth]) -> Driver
         return DriverHealth(False, f"no answer: {err}")
 
 
-def _build_lights(cfg: Config, room: RoomConfig, clock: Clock, hue: HueBridges | None) -> Lights:
+SOFT_WARM = LightLook(20, color_temp=2200)  # what Hue lamps come back at after a power cut
+
+
+@dataclass
+class _HuePools:
+    """The service's Hue bridges: one connection (and rate limits) per bridge, shared by the
+    rooms on it, for each API version."""
+
+    v1: HueBridges
+    v2: HueV2Bridges
+
+
+def _hue_trust(host: str, bridge: HueBridgeConfig) -> BridgeTrust | None:
+    if bridge.plain_http:
+        return None
+    return BridgeTrust(host, pin=bridge.certificate_sha256, bridge_id=bridge.bridge_id)
+
+
+def _build_lights(cfg: Config, room: RoomConfig, clock: Clock, hue: _HuePools | None) -> Lights:
     if room.lights.kind is LightsKind.HUE:
+        assert room.lights.bridge is not None and hue is not None
+        host = room.lights.bridge
         username = cfg.hue_username(room)
-        if not username:
-            raise ConfigError(f"rooms '{room.name}': lights: no username for Hue bridge "
-                              f"{room.lights.bridge}: run `roomctl hue pair --bridge {room.lights.bridge}`")
-        assert room.lights.bridge is not None
-        return build_hue_lights(room.lights.bridge, username, room.lights.group,
-                                None if room.lights.group else room.lights.lights, clock, bridges=hue,
-                                trust=None)
+        bridge = cfg.hue_bridge(room)
+        if not username or bridge is None:
+            raise ConfigError(f"rooms '{room.name}': lights: Hue bridge {host} is not paired: "
+                              f"run `roomctl hue pair --bridge {host}`")
+        lights = None if room.lights.group else room.lights.lights
+        trust = _hue_trust(host, bridge)
+        if bridge.api == "v2":
+            if trust is None:
+                raise ConfigError(f'hue_bridges."{host}": plain_http: API v2 is HTTPS only')
+            return hue.v2.lights(host, username, trust=trust, group=room.lights.group,
+                                 lights=lights, policy=room.lights.outside_changes,
+                                 powerup=SOFT_WARM if room.lights.powerup == "soft-warm"
+                                 else None)
+        return build_hue_lights(host, username, room.lights.group, lights, clock,
+                                bridges=hue.v1, trust=trust)
     return SimulatedLights(clock, room.lights.names)
 
 
@@ -233,12 +269,13 @@ class Service:
         hue = None
         if any(rc.lights.kind is LightsKind.HUE for rc in cfg.rooms):
             timeout = min(rc.lights.timeout for rc in cfg.rooms if rc.lights.kind is LightsKind.HUE)
-            hue = HueBridges(self.clock, HueOptions(request_timeout_s=timeout))
+            hue = _HuePools(HueBridges(self.clock, HueOptions(request_timeout_s=timeout)),
+                            HueV2Bridges(self.clock, V2Options(request_timeout_s=timeout)))
         for rc in cfg.rooms:
             safety = cfg.safety.to_safety(rc.audio.max_volume)
             lights = _build_lights(cfg, rc, self.clock, hue)
             audio, note = await asyncio.to_thread(_build_audio, cfg, rc, self.clock, safety)
-            if isinstance(lights, HueLights):
+            if isinstance(lights, HueLights | HueV2Lights):
                 await self._first_contact(rc, lights)
             room = Room(rc.name, lights, audio, safety)
             sink = self.store.sink(rc.id) if self.store is not None else None
@@ -335,7 +372,7 @@ class Service:
             await asyncio.sleep(RETENTION_EVERY_S)
 
     @staticmethod
-    async def _first_contact(rc: RoomConfig, lights: HueLights) -> None:
+    async def _first_contact(rc: RoomConfig, lights: HueLights | HueV2Lights) -> None:
         """Reach the bridge once at start, so the room state says at once whether it answers.
         A bridge that does not answer is no reason not to start: the driver keeps trying."""
         try:

@@ -523,7 +523,8 @@ class HueV2BridgeEmulator:
         self._release = asyncio.Event()
         app = web.Application(middlewares=[self._record_middleware])
         app.router.add_route("*", "/{tail:.*}", self._route)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
         await self._runner.setup()
         await self._listen()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_events())
@@ -624,15 +625,15 @@ class HueV2BridgeEmulator:
         if refused:
             return web.json_response({"errors": [{"description": "service unavailable"}],
                                       "data": []}, status=503)
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._streams.add(queue)  # before anything is awaited: a drop now reaches it too
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        await response.write(b": hi\n\n")
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         with self._lock:
             self._stream_connects.append(time.monotonic())
-        self._streams.add(queue)
         try:
+            await response.prepare(request)
+            await response.write(b": hi\n\n")
             while (chunk := await queue.get()) is not None:
                 await response.write(chunk)
         except (ConnectionResetError, asyncio.CancelledError):

@@ -29,6 +29,17 @@ def test_the_example_config_is_valid_and_complete() -> None:
     ({"rooms": [{"name": "A", "audio": {"playlists": {"journey": {"foldr": "/x"}}}}]},
      "rooms[0] ('A').audio.playlists.journey: a playlist needs exactly one of"),
     ({"rooms": [{"name": "A"}], "pin": "12"}, "pin:"),
+    ({"rooms": [{"name": "A"}], "hue_bridges": {"10.0.0.2": {"username": "u"}}},
+     'hue_bridges.10.0.0.2: certificate_sha256: no certificate pinned for this bridge: pair '
+     'again with `roomctl hue pair`'),
+    ({"rooms": [{"name": "A"}], "hue_bridges": {"10.0.0.2": {
+        "username": "u", "certificate_sha256": "AB:CD"}}},
+     "hue_bridges.10.0.0.2.certificate_sha256: 'AB:CD' is not a SHA-256 fingerprint"),
+    ({"rooms": [{"name": "A"}], "hue_bridges": {"10.0.0.2": {
+        "username": "u", "plain_http": True, "api": "v3"}}}, "hue_bridges.10.0.0.2.api:"),
+    ({"rooms": [{"name": "A", "lights": {"kind": "hue", "bridge": "b", "group": "1",
+                                         "outside_changes": "ignore"}}]},
+     "rooms[0] ('A').lights.outside_changes:"),
 ])
 def test_mistakes_name_their_key(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as err:

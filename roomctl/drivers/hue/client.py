@@ -64,11 +64,26 @@ class HueBridgeClient(phue.Bridge):  # type: ignore[misc]  # phue ships no type 
         return str(self.ip)
 
     def request(self, mode: str = "GET", address: str | None = None, data: Any = None) -> Any:
+        status, raw = self.exchange(mode, address or "/", data)
+        if status == 503:
+            raise BridgeBusy(self.host)
+        if status in (301, 302, 307, 308) and self.trust is None:
+            raise BadAnswer(self.host, f"HTTP {status} to HTTPS: this bridge no longer "
+                                       "speaks plain HTTP; remove plain_http from its settings")
+        if status != 200:
+            raise BadAnswer(self.host, f"HTTP {status}")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise BadAnswer(self.host, "not JSON") from exc
+
+    def exchange(self, mode: str, address: str, data: Any = None) -> tuple[int, bytes]:
+        """One request: (HTTP status, body). Raises `HueError` when there is no answer."""
         payload = None if data is None else json.dumps(data)
         connection = self._connection()
         try:
             self._verify(connection)
-            connection.request(mode, address or "/", body=payload,
+            connection.request(mode, address, body=payload,
                                headers=_JSON_HEADERS if payload is not None else {})
             response = connection.getresponse()
             raw = response.read()
@@ -86,17 +101,12 @@ class HueBridgeClient(phue.Bridge):  # type: ignore[misc]  # phue ships no type 
         finally:
             connection.close()
         logger.debug("%s %s %s -> %s", mode, address, payload, response.status)
-        if response.status == 503:
-            raise BridgeBusy(self.host)
-        if response.status in (301, 302, 307, 308) and self.trust is None:
-            raise BadAnswer(self.host, f"HTTP {response.status} to HTTPS: this bridge no longer "
-                                       "speaks plain HTTP; remove plain_http from its settings")
-        if response.status != 200:
-            raise BadAnswer(self.host, f"HTTP {response.status}")
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise BadAnswer(self.host, "not JSON") from exc
+        return response.status, raw
+
+    def supports_v2(self) -> bool:
+        """Whether the bridge speaks API v2 (it refuses ``/clip/v2`` without a key with 403)."""
+        status, _ = self.exchange("GET", "/clip/v2/resource")
+        return status == 403
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._context is None:

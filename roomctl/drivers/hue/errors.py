@@ -34,8 +34,8 @@ class BridgeUnreachable(HueError):
 
 class BridgeBusy(HueError):
     def __init__(self, host: str, status: int = 503) -> None:
-        why = "too many commands" if status == 429 else "overloaded"
-        super().__init__(f"Hue bridge {host} is {why} (HTTP {status}); sending more slowly")
+        why = "refuses commands as too many" if status == 429 else "is overloaded"
+        super().__init__(f"Hue bridge {host} {why} (HTTP {status}); sending more slowly")
         self.host, self.status = host, status
 
 

@@ -801,10 +801,11 @@ class HueV2Link:
         if errors:
             self._log.warning("Hue bridge %s: %s", self.host, "; ".join(errors))
         for light in members:
+            # What the bridge was told, even if a newer look came meanwhile: the lamp does it
+            # (and the bridge will report it) until the newer command arrives.
             light.served_at = sent_at
-            if light.fade is None or light.fade.seq != key[0]:
-                continue
-            light.delivered = key
+            if light.fade is not None and light.fade.seq == key[0]:
+                light.delivered = key
             now_state = light.course.at(sent_at)
             if state is None:
                 end = V2State(False, now_state.brightness, now_state.mirek, now_state.xy)
@@ -859,7 +860,8 @@ class HueV2Link:
             self._changed()
             return
         action = "restored" if room.policy == "restore" else "followed"
-        change = OutsideChange(light.label, light.name, what_changed(old, new), now, action)
+        expected = light.course.at(now)  # what roomctl had it doing: the change as seen in the room
+        change = OutsideChange(light.label, light.name, what_changed(expected, new), now, action)
         self._log.warning("Hue bridge %s: %s", self.host, change.describe())
         light.course = V2Course.still(new, now)
         if room.policy == "restore":
