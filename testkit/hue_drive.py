@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from roomctl.clock import VirtualClock
@@ -47,3 +48,11 @@ def no_errors(bridge: HueBridgeEmulator) -> None:
     assert refused == []
 
 
+async def until(condition: Callable[[], bool], timeout_s: float) -> float:
+    """Seconds until ``condition()`` holds (polling on the loop); fails after ``timeout_s``."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"not within {timeout_s} s")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - start

@@ -579,3 +579,14 @@ async def test_a_crash_of_the_scheduler_is_logged_and_surfaced(
     await scheduler.close()
     assert isinstance(scheduler.crashed, KeyError)
     assert any("stopped" in m for m in caplog.messages)
+
+
+async def test_an_idle_bridge_that_dies_is_noticed_within_seconds(
+        vbridge: HueBridgeEmulator, vclock: VirtualClock) -> None:
+    async with hue_room(vbridge, vclock) as room:
+        await room.connect()
+        assert room.health().ok
+        vbridge.go_down()
+        await run_until(vclock, room, vclock.now() + 6)  # nothing wanted: the room is idle
+        assert room.health().detail == (f"Hue bridge {vbridge.host} not answering: "
+                                        "connection refused")

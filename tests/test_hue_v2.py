@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from roomctl.drivers.hue.v2 import (
 )
 from roomctl.room import LightLook, OutsideChange
 from testkit.bridge_tls import StandInSignify
-from testkit.hue_drive import run_until
+from testkit.hue_drive import run_until, until
 from testkit.hue_v2_bridge import (
     DEFAULT_APP_KEY,
     AreaSpec,
@@ -76,16 +76,6 @@ async def v2_room(bridge: HueV2BridgeEmulator, clock: Clock, *, group: str | Non
 
 def puts(bridge: HueV2BridgeEmulator, after: int = 0) -> list[RecordedRequest]:
     return [r for r in bridge.requests[after:] if r.method == "PUT"]
-
-
-async def until(condition: Callable[[], bool], timeout_s: float) -> float:
-    """Seconds until ``condition()`` holds (polling on the loop); fails after ``timeout_s``."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout_s:
-            raise AssertionError(f"not within {timeout_s} s")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - start
 
 
 # --- reading the room -------------------------------------------------------------------------
