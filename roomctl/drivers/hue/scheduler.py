@@ -22,7 +22,7 @@ import logging
 import math
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -181,28 +181,22 @@ class Calls(Protocol):
     """Where a scheduler's bridge calls run: a `Worker` thread for blocking ones (phue), or
     `OnTheLoop` for coroutines (aiohue)."""
 
-    def run(self, call: Callable[[], Any]) -> asyncio.Future[Any]: ...
+    def run(self, call: Callable[[], Any]) -> Awaitable[Any]: ...
 
     async def stop(self) -> None: ...
 
 
 class OnTheLoop:
-    """Runs each call (a function returning an awaitable) as a task on the event loop: for an
-    async library, which needs no thread."""
+    """Runs each call (a function returning an awaitable) right in the scheduler's own task,
+    on the event loop: for an async library, which needs no thread. Closing the scheduler
+    cancels a call in flight (the request is dropped, as a timeout would)."""
 
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Future[Any]] = set()
-
-    def run(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
-        task: asyncio.Future[Any] = asyncio.ensure_future(call())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def run(self, call: Callable[[], Any]) -> Awaitable[Any]:
+        awaitable: Awaitable[Any] = call()
+        return awaitable
 
     async def stop(self) -> None:
-        """Let the call in flight finish (the request has its own timeout)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        return None
 
 
 class Worker:
