@@ -302,6 +302,7 @@ async def test_follow_leaves_the_lamp_alone_until_the_next_phase(
     async with v2_room(bridge, RealClock(), policy="follow") as room:
         seen: list[OutsideChange] = []
         room.subscribe_outside_changes(seen.append)
+        room.runner_marks_phases()
         await room.connect()
         await room.apply(LightLook(30, 2700), 0.5)
         await until(lambda: bridge.output("3").brightness == 30.0, 4.0)
@@ -318,6 +319,21 @@ async def test_follow_leaves_the_lamp_alone_until_the_next_phase(
         await room.apply(LightLook(20, 2400), 1.0)
         await until(lambda: all(bridge.output(i).brightness == 20.0 for i in "1234"), 5.0)
         assert room.outside_changes() == ()
+
+
+async def test_follow_lasts_until_any_apply_while_the_runner_does_not_mark_phases(
+        bridge: HueV2BridgeEmulator) -> None:
+    """Lights up must reach every lamp even from a runner that knows nothing of phases."""
+    async with v2_room(bridge, RealClock(), policy="follow") as room:
+        seen: list[OutsideChange] = []
+        room.subscribe_outside_changes(seen.append)
+        await room.connect()
+        await room.apply(LightLook(30, 2700), 0.0)
+        await until(lambda: bridge.output("3").brightness == 30.0, 4.0)
+        bridge.change_light("3", brightness=5.0)
+        await until(lambda: bool(seen), 2.0)
+        await room.apply(LightLook(100, 4000), 1.0)  # Lights up
+        await until(lambda: all(bridge.output(i).brightness == 100.0 for i in "1234"), 4.0)
 
 
 async def test_the_stream_dropping_and_coming_back_is_one_full_re_read(

@@ -948,6 +948,7 @@ class HueV2Lights:
         self._room = V2Room(None if group is None else str(group),
                             None if lights is None else tuple(str(i) for i in lights),
                             policy=policy, powerup=powerup)
+        self._phases_marked = False
         link.attach(self._room)
 
     @property
@@ -956,6 +957,8 @@ class HueV2Lights:
 
     async def apply(self, look: LightLook, transition_s: float) -> None:
         check_look(look, transition_s)
+        if not self._phases_marked:
+            self._link.take_back(self._room)  # see `runner_marks_phases`
         self._link.want(self._room, look, transition_s)
         scheduler = self._link.scheduler
         if scheduler.crashed is not None:
@@ -1004,6 +1007,12 @@ class HueV2Lights:
         from where each is now to the room's course. Call it when a new phase starts and for
         Lights up, before that `apply`."""
         self._link.take_back(self._room)
+
+    def runner_marks_phases(self) -> None:
+        """Say that the caller calls `take_back` at each new phase and for Lights up. Until
+        then every `apply` takes all lamps back (``follow`` lasts until the next apply), so
+        that Lights up always reaches every lamp."""
+        self._phases_marked = True
 
     # lifecycle
 
