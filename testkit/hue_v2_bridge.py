@@ -552,6 +552,12 @@ class HueV2BridgeEmulator:
         self._unhang()
         if self._runner is not None:
             await self._runner.cleanup()
+        # Let closing connections finish before the loop stops (no unclosed transports).
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        await asyncio.sleep(0.01)
 
     def _unhang(self) -> None:
         if self._release is not None:

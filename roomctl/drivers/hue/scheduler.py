@@ -4,7 +4,8 @@ A bridge takes about 10 light commands and 1 group command a second and misbehav
 flooded, while the room asks for changes whenever it likes (a slider dragged at 60 updates
 a second). One `CommandScheduler` per bridge sits between them:
 
-- every blocking bridge call runs on ONE worker thread, one at a time, never on the loop;
+- bridge calls run one at a time: blocking ones (phue) on ONE worker thread, never on the
+  loop; coroutines (aiohue) in the scheduler's own task (`OnTheLoop`);
 - the latest wanted state wins: nothing queues, so nothing stale is ever sent, and the last
   value of a burst is always delivered;
 - light and group commands are spaced to stay under the bridge's limits, and a group

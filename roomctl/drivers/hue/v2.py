@@ -372,6 +372,20 @@ class RoomctlBridgeV2(HueBridgeV2):  # type: ignore[misc]  # aiohue ships no typ
             raise RequestFailed(exc) from exc
         return answer.get("data", [])
 
+    async def stop_events(self) -> None:
+        """Stop the event stream and wait until its tasks have ended (aiohue's own `stop`
+        only cancels them, so their connection could outlive the session)."""
+        tasks = list(getattr(self.events, "_bg_tasks", ()))  # aiohue keeps them there
+        await self.events.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.stop_events()
+        await super().close()
+        # A TLS connection closes in a round trip with the bridge: let that happen before a
+        # caller closes the event loop (else its socket is left unclosed).
+        await asyncio.sleep(0.05)
+
     async def _handle_connect_event(self, event_type: Any, item: Any = None) -> None:
         """aiohue re-reads everything only after a stream gap of over 60 s; `HueV2Link` does
         it once after every reconnect, so this one does nothing (no second re-read)."""
@@ -722,7 +736,7 @@ class HueV2Link:
             asyncio.get_running_loop().create_task(self._restart_stream())
 
     async def _restart_stream(self) -> None:
-        await self.bridge.events.stop()
+        await self.bridge.stop_events()
         if not self.closed:
             await self.bridge.events.initialize()
 
@@ -781,6 +795,10 @@ class HueV2Link:
         state, left_s = fade.command_at(now)
         key = (fade.seq, fade.step_at(now))
         body = body_of(state, left_s)
+        for light in members:
+            # Noted before it goes out: the bridge may report it before it answers.
+            told = state if state is not None else V2State(False, 0.0)
+            light.sent.append((now, told))
 
         def done(answer: dict[str, Any], _answered_at: float) -> None:
             self._delivered(members, key, state, left_s, answer, now)
@@ -811,9 +829,7 @@ class HueV2Link:
                 end = V2State(False, now_state.brightness, now_state.mirek, now_state.xy)
                 light.course = V2Course.still(end, sent_at)
             else:
-                end = state
                 light.course = V2Course(now_state, state, sent_at, sent_at + left_s)
-            light.sent.append((sent_at, end))
 
     def describe(self, exc: BaseException) -> str | None:
         return str(exc) if isinstance(exc, HueError) else None
