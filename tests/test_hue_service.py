@@ -76,6 +76,8 @@ async def test_a_session_through_the_service_to_a_v2_bridge(bridge: HueV2BridgeE
         assert isinstance(iris.room.lights, HueV2Lights)
         assert iris.room.lights.outside_policy == "follow"
         # One connection for both rooms: one full read, one event stream.
+        await until(lambda: len(bridge.stream_connects) >= 1, 3.0)
+        await asyncio.sleep(0.3)
         assert len(bridge.full_reads()) == 1 and len(bridge.stream_connects) == 1
         await rose.start("short", SHORT)
         await asyncio.sleep(0.3)

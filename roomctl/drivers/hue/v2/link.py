@@ -1,71 +1,23 @@
-"""The `hue` Lights driver for Hue API v2 (CLIP v2), on aiohue's `HueBridgeV2`.
-
-From the room down to the wire:
-
-- `HueV2Lights` is one room — a Hue room or zone, or a list of lights — behind `Lights`, plus
-  what v2 adds: changes made outside roomctl (`subscribe_outside_changes`, the ``restore`` /
-  ``follow`` policy, `take_back`).
-- `HueV2Link` is one bridge, shared by the rooms on it: what each light should be doing (a
-  `V2Fade`, chained past the longest ``dynamics.duration`` a bulb takes), what the bridge
-  reports (through the event stream), and the `Plant` the shared `CommandScheduler` drives
-  (rate limits, latest value wins, back-off), with its calls run on the event loop.
-- `RoomctlBridgeV2` is aiohue's bridge with roomctl's TLS check (`roomctl.drivers.hue.tls`)
-  instead of none, one attempt per request (the scheduler backs off and sends the newest
-  value, where aiohue would re-send a stale one up to 25 times) and errors as `HueError`s.
-
-Units: ``brightness`` percent (0-100, float), ``mirek`` (mireds), ``xy`` CIE 1931,
-``dynamics.duration`` milliseconds.
-"""
+"""One Hue bridge over API v2 and the rooms on it: `HueV2Link`, the `Plant` the shared
+`CommandScheduler` drives, and the listener of the bridge's event stream (changes made
+outside roomctl, lamps unreachable and back, the stream lost and back)."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any
 
-import aiohttp
-from aiohue import HueBridgeV2
-from aiohue.errors import AiohueException
-from aiohue.util import dataclass_to_dict
 from aiohue.v2.controllers.events import EventType
-from aiohue.v2.models.feature import (
-    ColorFeaturePut,
-    ColorPoint,
-    ColorTemperatureFeaturePut,
-    DimmingFeaturePut,
-    DynamicsFeaturePut,
-    OnFeature,
-    PowerUpFeatureColorMode,
-    PowerUpFeatureColorState,
-    PowerUpFeatureDimmingMode,
-    PowerUpFeatureDimmingState,
-    PowerUpFeatureOnMode,
-    PowerUpFeatureOnState,
-    PowerUpFeaturePut,
-    PowerUpPreset,
-)
-from aiohue.v2.models.light import LightPut
 
-from roomctl import curves, units
+from roomctl import units
 from roomctl.clock import Clock
-from roomctl.drivers.hue.color import LightCapabilities, hue_target
-from roomctl.drivers.hue.errors import (
-    BadAnswer,
-    BridgeBusy,
-    BridgeUnreachable,
-    CertificateRefused,
-    HueError,
-    PairingRequired,
-)
-from roomctl.drivers.hue.fades import Chain
-from roomctl.drivers.hue.lights import check_look
+from roomctl.drivers.hue.errors import HueError
 from roomctl.drivers.hue.scheduler import (
     Backoff,
     CommandScheduler,
@@ -76,320 +28,23 @@ from roomctl.drivers.hue.scheduler import (
     Work,
 )
 from roomctl.drivers.hue.tls import BridgeTrust
+from roomctl.drivers.hue.v2.bridge import RequestFailed, RoomctlBridgeV2
+from roomctl.drivers.hue.v2.state import (
+    OutsidePolicy,
+    V2Caps,
+    V2Course,
+    V2Fade,
+    V2State,
+    body_of,
+    close_to,
+    powerup_body,
+    state_of,
+    v2_target,
+    what_changed,
+)
 from roomctl.room import DriverHealth, LightLook, LightReading, OutsideChange
 
 logger = logging.getLogger("roomctl.drivers.hue")
-
-MAX_DURATION_MS = 6_000_000  # dynamics.duration's maximum in the CLIP v2 reference (100 min)
-MAX_DURATION_S = MAX_DURATION_MS / 1000
-
-OutsidePolicy = Literal["restore", "follow"]
-
-
-# --- a light's state in v2 units --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class V2State:
-    """A light's state as v2 has it. At most one of ``mirek`` and ``xy`` is set (its colour
-    mode); neither: brightness only."""
-
-    on: bool
-    brightness: float  # percent
-    mirek: int | None = None
-    xy: units.XY | None = None
-
-
-def blend_v2(a: V2State, b: V2State, f: float) -> V2State:
-    """The state part ``f`` of the way from ``a`` to ``b`` (a light switched on fades up from
-    its lowest; colour moves in ``b``'s colour mode)."""
-    if f >= 1:
-        return b
-    bri = round(curves.lerp(a.brightness if a.on else 0.0, b.brightness, f), 2)
-    mirek, xy = b.mirek, b.xy
-    if b.mirek is not None:
-        a_mirek = a.mirek if a.mirek is not None else (
-            units.nearest_mireds(a.xy, 153, 500) if a.xy is not None else None)
-        if a_mirek is not None:
-            mirek = round(curves.lerp(a_mirek, b.mirek, f))
-    elif b.xy is not None:
-        a_xy = a.xy if a.xy is not None else (
-            units.mireds_to_xy(a.mirek) if a.mirek is not None else None)
-        if a_xy is not None:
-            xy = curves.lerp_xy(a_xy, b.xy, f)
-    else:
-        mirek, xy = a.mirek, a.xy
-    return V2State(b.on, bri, mirek, xy)
-
-
-@dataclass(frozen=True)
-class V2Caps:
-    """What one v2 light can show (from its resource)."""
-
-    ct_range: tuple[int, int] | None
-    gamut: units.Gamut | None
-    min_brightness: float  # percent: the light's lowest, ``dimming.min_dim_level``
-    powerup: bool  # it has a ``powerup`` feature
-
-    @classmethod
-    def of(cls, light: Any) -> V2Caps:
-        ct_range = None
-        if light.color_temperature is not None:
-            schema = light.color_temperature.mirek_schema
-            ct_range = (int(schema.mirek_minimum), int(schema.mirek_maximum))
-        gamut = None
-        if light.color is not None and light.color.gamut is not None:
-            g = light.color.gamut
-            gamut = ((g.red.x, g.red.y), (g.green.x, g.green.y), (g.blue.x, g.blue.y))
-        elif light.color is not None:
-            gamut = ((0.6915, 0.3083), (0.17, 0.7), (0.1532, 0.0475))  # gamut C, the usual
-        floor = 0.0
-        if light.dimming is not None and light.dimming.min_dim_level is not None:
-            floor = float(light.dimming.min_dim_level)
-        return cls(ct_range, gamut, floor, light.powerup is not None)
-
-
-def state_of(light: Any) -> V2State:
-    """A light resource's state (aiohue's model) as a `V2State`."""
-    mirek = xy = None
-    ct = light.color_temperature
-    if ct is not None and ct.mirek_valid and ct.mirek is not None:
-        mirek = int(ct.mirek)
-    elif light.color is not None:
-        xy = (round(light.color.xy.x, 4), round(light.color.xy.y, 4))
-    return V2State(light.is_on, float(light.brightness), mirek, xy)
-
-
-def v2_target(look: LightLook, caps: V2Caps) -> V2State:
-    """What ``look`` is on one light: the colour as the v1 mapping has it (mireds clamped to
-    the light's range, xy clamped into its gamut, the nearest white on a white-only light),
-    brightness in percent, at least the light's lowest; 0 % is "off" (``on`` False)."""
-    colour = hue_target(look, LightCapabilities(caps.ct_range, caps.gamut))
-    brightness = float(max(caps.min_brightness, min(100.0, look.brightness)))
-    return V2State(look.brightness > 0, round(brightness, 2), colour.ct, colour.xy)
-
-
-@dataclass(frozen=True)
-class V2Fade(Chain[V2State]):
-    """A `Chain` in v2 units: steps of at most 6,000,000 ms."""
-
-    max_step_s: ClassVar[float] = MAX_DURATION_S
-
-    def blend(self, a: V2State, b: V2State, f: float) -> V2State:
-        return blend_v2(a, b, f)
-
-
-@dataclass(frozen=True)
-class V2Course:
-    """What a light is doing, as far as roomctl knows: from ``start`` at t0 to ``end`` at t1."""
-
-    start: V2State
-    end: V2State
-    t0: float
-    t1: float
-
-    @classmethod
-    def still(cls, state: V2State, t: float) -> V2Course:
-        return cls(state, state, t, t)
-
-    def at(self, t: float) -> V2State:
-        return blend_v2(self.start, self.end, curves.progress(t, self.t0, self.t1 - self.t0))
-
-
-def body_of(state: V2State | None, duration_s: float) -> dict[str, Any]:
-    """A light or grouped_light PUT body (aiohue's models, as JSON) for one command."""
-    if state is None:  # the switch-off at the end of a fade to 0 %
-        put = LightPut(on=OnFeature(on=False), dynamics=DynamicsFeaturePut(duration=0))
-        return dict(dataclass_to_dict(put))
-    put = LightPut(on=OnFeature(on=True), dimming=DimmingFeaturePut(brightness=state.brightness),
-                   dynamics=DynamicsFeaturePut(duration=min(
-                       MAX_DURATION_MS, units.seconds_to_ms(duration_s))))
-    if state.mirek is not None:
-        put.color_temperature = ColorTemperatureFeaturePut(mirek=state.mirek)
-    elif state.xy is not None:
-        put.color = ColorFeaturePut(xy=ColorPoint(*state.xy))
-    return dict(dataclass_to_dict(put))
-
-
-def powerup_body(look: LightLook, caps: V2Caps) -> dict[str, Any]:
-    """The ``powerup`` a light gets: on, at ``look`` (a soft warm white), after a power cut."""
-    target = v2_target(look, caps)
-    color = None
-    if target.mirek is not None:
-        color = PowerUpFeatureColorState(
-            mode=PowerUpFeatureColorMode.COLOR_TEMPERATURE,
-            color_temperature=ColorTemperatureFeaturePut(mirek=target.mirek))
-    elif target.xy is not None:
-        color = PowerUpFeatureColorState(mode=PowerUpFeatureColorMode.COLOR,
-                                         color=ColorFeaturePut(xy=ColorPoint(*target.xy)))
-    powerup = PowerUpFeaturePut(
-        preset=PowerUpPreset.CUSTOM,
-        on=PowerUpFeatureOnState(mode=PowerUpFeatureOnMode.ON, on=OnFeature(on=True)),
-        dimming=PowerUpFeatureDimmingState(mode=PowerUpFeatureDimmingMode.DIMMING,
-                                           dimming=DimmingFeaturePut(brightness=target.brightness)),
-        color=color)
-    return {"powerup": dataclass_to_dict(powerup)}
-
-
-def _close(a: V2State, b: V2State) -> bool:
-    """Whether a reported state is the one expected (the bridge rounds a little)."""
-    if a.on != b.on:
-        return False
-    if not a.on:
-        return True
-    if abs(a.brightness - b.brightness) > 1.0:
-        return False
-    if a.mirek is not None and b.mirek is not None:
-        return abs(a.mirek - b.mirek) <= 2
-    if a.xy is not None and b.xy is not None:
-        return abs(a.xy[0] - b.xy[0]) <= 0.006 and abs(a.xy[1] - b.xy[1]) <= 0.006
-    return (a.mirek is None and a.xy is None) or (b.mirek is None and b.xy is None)
-
-
-def _kelvin(mirek: int) -> str:
-    return f"{units.mireds_to_kelvin(mirek)} K"
-
-
-def what_changed(old: V2State, new: V2State) -> str:
-    """The difference between two states in plain words."""
-    if old.on and not new.on:
-        return "switched off"
-    parts = ["switched on"] if new.on and not old.on else []
-    if new.on and abs(old.brightness - new.brightness) > 1.0:
-        parts.append(f"brightness {old.brightness:.0f} % -> {new.brightness:.0f} %")
-    if new.mirek is not None and old.mirek is not None and abs(old.mirek - new.mirek) > 2:
-        parts.append(f"colour temperature {_kelvin(old.mirek)} -> {_kelvin(new.mirek)}")
-    elif new.mirek is not None and old.mirek is None:
-        parts.append(f"colour -> white {_kelvin(new.mirek)}")
-    elif new.xy is not None and (old.xy is None or abs(old.xy[0] - new.xy[0]) > 0.006
-                                 or abs(old.xy[1] - new.xy[1]) > 0.006):
-        rgb = units.rgb_to_hex(units.xy_to_rgb(new.xy))
-        parts.append(f"colour -> {rgb}")
-    return ", ".join(parts) or "changed"
-
-
-# --- aiohue's bridge, held to roomctl's rules --------------------------------------------------
-
-
-class CertificateCheck(aiohttp.Fingerprint):
-    """aiohttp's hook for checking a server's certificate after the handshake (its
-    `Fingerprint`), deciding by `BridgeTrust` instead of one fixed fingerprint."""
-
-    def __init__(self, trust: BridgeTrust) -> None:
-        super().__init__(bytes(32))  # aiohttp's constructor wants a digest; ours is unused
-        self.trust = trust
-        self.refused: CertificateRefused | None = None
-
-    def check(self, transport: asyncio.Transport) -> None:
-        ssl_object = transport.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        try:
-            if not der:
-                raise CertificateRefused(self.trust.host, self.trust.bridge_id, "none",
-                                         self.trust.pin)
-            self.trust.check(der)
-        except CertificateRefused as exc:
-            self.refused = exc
-            host, port, *_ = transport.get_extra_info("peername")
-            raise aiohttp.ServerFingerprintMismatch(
-                self.fingerprint, hashlib.sha256(der or b"").digest(), host, port) from exc
-        self.refused = None
-
-
-class RequestFailed(AiohueException):  # type: ignore[misc]  # aiohue ships no type information
-    """A `HueError` raised inside aiohue's own calls (a full read, its stream keep-alive),
-    which expect aiohue's exceptions; `error` is what went wrong."""
-
-    def __init__(self, error: HueError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class RoomctlBridgeV2(HueBridgeV2):  # type: ignore[misc]  # aiohue ships no type information
-    """aiohue's `HueBridgeV2` with the bridge's certificate checked, one attempt per request,
-    a request timeout, and errors as `HueError`s (see the module docstring)."""
-
-    _websession: aiohttp.ClientSession | None
-
-    def __init__(self, host: str, app_key: str, *, trust: BridgeTrust, timeout_s: float) -> None:
-        super().__init__(host, app_key)
-        self.check = CertificateCheck(trust)
-        self.timeout_s = timeout_s
-
-    @asynccontextmanager
-    async def create_request(self, method: str, path: str, **kwargs: Any
-                             ) -> AsyncIterator[aiohttp.ClientResponse]:
-        if self._websession is None:
-            # As aiohue does: at most 3 connections (the bridge refuses more at once).
-            self._websession = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit_per_host=3))
-        kwargs["ssl"] = self.check
-        kwargs.setdefault("timeout", aiohttp.ClientTimeout(total=self.timeout_s))
-        headers = kwargs.setdefault("headers", {})
-        headers["hue-application-key"] = self._app_key
-        async with self._websession.request(method, f"https://{self._host}/{path}",
-                                            **kwargs) as response:
-            yield response
-
-    async def send(self, method: str, path: str, body: Mapping[str, Any] | None = None
-                   ) -> dict[str, Any]:
-        """One request; the bridge's whole answer (``data`` and ``errors``). Raises `HueError`."""
-        try:
-            async with self.create_request(method, path, json=body) as response:
-                status = response.status
-                try:
-                    answer = await response.json(content_type=None)
-                except ValueError:
-                    answer = None
-        except aiohttp.ServerFingerprintMismatch as exc:
-            raise self.check.refused or CertificateRefused(
-                self._host, None, "?", None) from exc
-        except TimeoutError as exc:
-            raise BridgeUnreachable(self._host, "timed out") from exc
-        except aiohttp.ClientConnectorError as exc:
-            refused = isinstance(exc.os_error, ConnectionRefusedError)
-            raise BridgeUnreachable(self._host, "connection refused" if refused
-                                    else exc.os_error.strerror or str(exc)) from exc
-        except aiohttp.ClientError as exc:
-            raise BridgeUnreachable(self._host, "connection dropped without an answer") from exc
-        errors = answer.get("errors") if isinstance(answer, dict) else None
-        descriptions = "; ".join(str(e.get("description")) for e in errors or ()
-                                 if isinstance(e, dict))
-        if status in (429, 503):
-            raise BridgeBusy(self._host, status)
-        if status == 403:
-            raise PairingRequired(self._host, self._app_key)
-        if status >= 400 or not isinstance(answer, dict):
-            raise BadAnswer(self._host, f"HTTP {status}" + (f": {descriptions}"
-                                                            if descriptions else ""))
-        return answer
-
-    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """aiohue's own requests (full reads, its keep-alive) through `send`."""
-        try:
-            answer = await self.send(method, path, kwargs.get("json"))
-        except HueError as exc:
-            raise RequestFailed(exc) from exc
-        return answer.get("data", [])
-
-    async def stop_events(self) -> None:
-        """Stop the event stream and wait until its tasks have ended (aiohue's own `stop`
-        only cancels them, so their connection could outlive the session)."""
-        tasks = list(getattr(self.events, "_bg_tasks", ()))  # aiohue keeps them there
-        await self.events.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def close(self) -> None:
-        await self.stop_events()
-        await super().close()
-        # A TLS connection closes in a round trip with the bridge: let that happen before a
-        # caller closes the event loop (else its socket is left unclosed).
-        await asyncio.sleep(0.05)
-
-    async def _handle_connect_event(self, event_type: Any, item: Any = None) -> None:
-        """aiohue re-reads everything only after a stream gap of over 60 s; `HueV2Link` does
-        it once after every reconnect, so this one does nothing (no second re-read)."""
-        return None
 
 
 # --- one bridge and the rooms on it ----------------------------------------------------------
@@ -863,7 +518,7 @@ class HueV2Link:
             return
         old, new = light.reported, state_of(resource)
         light.reported = new
-        if _close(old, new) and old.on == new.on:
+        if close_to(old, new) and old.on == new.on:
             return
         now = self._clock.now()
         if self._explained(light, new, now):
@@ -897,9 +552,9 @@ class HueV2Link:
 
     def _explained(self, light: _Light, new: V2State, now: float) -> bool:
         """Whether ``new`` is what roomctl itself asked for (the bridge reporting a command)."""
-        if any(_close(sent, new) for at, sent in light.sent if now - at <= self.options.echo_s):
+        if any(close_to(sent, new) for at, sent in light.sent if now - at <= self.options.echo_s):
             return True
-        return _close(light.course.at(now), new) or _close(light.course.end, new)
+        return close_to(light.course.at(now), new) or close_to(light.course.end, new)
 
     def _zigbee_event(self, event_type: Any, resource: Any) -> None:
         if event_type != EventType.RESOURCE_UPDATED or resource.owner is None:
@@ -933,145 +588,3 @@ class HueV2Link:
                     listener()
                 except Exception:
                     self._log.exception("a room-change listener failed")
-
-
-# --- the room driver --------------------------------------------------------------------------
-
-
-def _subscription(items: list[Any], item: Any) -> Callable[[], None]:
-    items.append(item)
-
-    def unsubscribe() -> None:
-        if item in items:
-            items.remove(item)
-
-    return unsubscribe
-
-
-class HueV2Lights:
-    """A room's Hue lights over API v2: a Hue room or zone (``group``: its id, v1 id or name;
-    one grouped_light command when the whole room changes) or ``lights`` (ids, v1 ids or
-    names). Implements `roomctl.drivers.base.Lights`, and notices changes made elsewhere."""
-
-    def __init__(self, link: HueV2Link, *, group: str | None = None,
-                 lights: Sequence[str] | None = None, policy: OutsidePolicy = "restore",
-                 powerup: LightLook | None = None) -> None:
-        if (group is None) == (lights is None):
-            raise ValueError("a Hue room is either a room/zone or a list of lights")
-        if lights is not None and not lights:
-            raise ValueError("a Hue room needs at least one light")
-        self._link = link
-        self._room = V2Room(None if group is None else str(group),
-                            None if lights is None else tuple(str(i) for i in lights),
-                            policy=policy, powerup=powerup)
-        self._phases_marked = False
-        link.attach(self._room)
-
-    @property
-    def bridge(self) -> str:
-        return self._link.host
-
-    async def apply(self, look: LightLook, transition_s: float) -> None:
-        check_look(look, transition_s)
-        if not self._phases_marked:
-            self._link.take_back(self._room)  # see `runner_marks_phases`
-        self._link.want(self._room, look, transition_s)
-        scheduler = self._link.scheduler
-        if scheduler.crashed is not None:
-            raise HueError(f"the command scheduler for Hue bridge {self._link.host} stopped"
-                           ) from scheduler.crashed
-        if isinstance(scheduler.failure, PairingRequired):
-            raise PairingRequired(self._link.host, self._link.app_key)
-
-    def readings(self) -> list[LightReading]:
-        return self._link.readings(self._room)
-
-    def health(self) -> DriverHealth:
-        return self._link.health(self._room)
-
-    # outside changes
-
-    @property
-    def outside_policy(self) -> OutsidePolicy:
-        return self._room.policy
-
-    def set_outside_policy(self, policy: OutsidePolicy) -> None:
-        """``restore``: a lamp changed elsewhere is put back on the room's course with a
-        gentle transition. ``follow``: it is left as it is until `take_back`."""
-        if policy not in ("restore", "follow"):
-            raise ValueError(f"outside-change policy {policy!r} is not 'restore' or 'follow'")
-        self._room.policy = policy
-
-    def subscribe_outside_changes(self, callback: Callable[[OutsideChange], None]
-                                  ) -> Callable[[], None]:
-        """``callback(change)`` on the event loop for each lamp changed outside roomctl while
-        the room is driven (at most a second or two after the change); returns the
-        unsubscribe. Callbacks must not block."""
-        return _subscription(self._room.listeners, callback)
-
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """``callback()`` whenever readings or health may have changed because of the bridge
-        (an outside change, a lamp unreachable or back, the stream lost or back)."""
-        return _subscription(self._room.changed, callback)
-
-    def outside_changes(self) -> tuple[OutsideChange, ...]:
-        """The outside changes noticed since the last `take_back` (newest last)."""
-        return tuple(self._room.noticed)
-
-    def take_back(self) -> None:
-        """Drive every lamp of the room again, those left alone under ``follow`` included,
-        from where each is now to the room's course. Call it when a new phase starts and for
-        Lights up, before that `apply`."""
-        self._link.take_back(self._room)
-
-    def runner_marks_phases(self) -> None:
-        """Say that the caller calls `take_back` at each new phase and for Lights up. Until
-        then every `apply` takes all lamps back (``follow`` lasts until the next apply), so
-        that Lights up always reaches every lamp."""
-        self._phases_marked = True
-
-    # lifecycle
-
-    async def connect(self) -> None:
-        """Get in touch with the bridge now; raises the `HueError` that says why not."""
-        scheduler = self._link.scheduler
-        scheduler.start()
-        await scheduler.drain()
-        if scheduler.failure is not None:
-            if isinstance(scheduler.failure, HueError):
-                raise scheduler.failure
-            raise HueError(scheduler.problem) from scheduler.failure
-
-    async def drain(self) -> None:
-        await self._link.scheduler.drain()
-
-    async def close(self) -> None:
-        await self._link.detach(self._room)
-
-
-class HueV2Bridges:
-    """The v2 bridges one service drives: one link (one connection, one event stream, one
-    scheduler) per bridge, shared by the rooms on it."""
-
-    def __init__(self, clock: Clock, options: V2Options | None = None) -> None:
-        self._clock = clock
-        self._options = options or V2Options()
-        self._links: dict[str, HueV2Link] = {}
-
-    def lights(self, bridge: str, app_key: str, *, trust: BridgeTrust,
-               group: str | None = None, lights: Sequence[str] | None = None,
-               policy: OutsidePolicy = "restore", powerup: LightLook | None = None
-               ) -> HueV2Lights:
-        link = self._links.get(bridge)
-        if link is None or link.closed:
-            link = HueV2Link(bridge, app_key, self._clock, trust=trust, options=self._options)
-            self._links[bridge] = link
-        elif link.app_key != app_key:
-            raise ValueError(f"two different application keys given for Hue bridge {bridge}")
-        return HueV2Lights(link, group=group, lights=lights, policy=policy, powerup=powerup)
-
-    async def close(self) -> None:
-        for link in self._links.values():
-            if not link.closed:
-                await link.close()
-        self._links.clear()
