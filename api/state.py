@@ -8,9 +8,10 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from roomctl.drivers.base import SeesOutsideChanges
 from roomctl.preset import Preset
 from roomctl.records.report import event_text
-from roomctl.room import AudioSnapshot, LightLook, LightReading
+from roomctl.room import AudioSnapshot, LightLook, LightReading, OutsideChange
 from roomctl.service import RoomController
 from roomctl.timeline import CueState, Status, VitalsState
 
@@ -47,6 +48,7 @@ class LightOut(BaseModel):
 
 
 class LightsOut(BaseModel):
+    outside_changes: list[str] = []  # lamps changed outside roomctl in this phase, and what was done
     target: Look | None = None
     fade_remaining_s: float = 0.0
     overridden: bool = False
@@ -240,6 +242,14 @@ def _safe(what: str, read: Callable[[], T], fallback: T) -> T:
         return fallback
 
 
+def _outside_changes(ctl: RoomController) -> list[str]:
+    lights = ctl.room.lights
+    if not isinstance(lights, SeesOutsideChanges):
+        return []
+    none: tuple[OutsideChange, ...] = ()
+    return [c.describe() for c in _safe("outside changes", lights.outside_changes, none)][-5:]
+
+
 def room_state(ctl: RoomController, seq: int, now: float) -> RoomState:
     runner = ctl.runner
     st = runner.current(now)
@@ -275,6 +285,7 @@ def room_state(ctl: RoomController, seq: int, now: float) -> RoomState:
         emergency=ctl.emergency,
         lights_up=lights_up,
         lights=LightsOut(
+            outside_changes=_outside_changes(ctl),
             target=Look.of(st.light_target) if active and st else None,
             fade_remaining_s=round(st.light_fade.remaining_s(now), 2) if active and st else 0.0,
             overridden=bool(active and st and st.lights_override is not None),

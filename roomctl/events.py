@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     DOSE_GIVEN = "dose_given"
     VITALS_RECORDED = "vitals_recorded"
     ALERT_ACKNOWLEDGED = "alert_acknowledged"  # a highlighted vitals value was seen by a clinician
+    OUTSIDE_CHANGE = "outside_change"  # a lamp changed by something other than roomctl (noted only)
     UNDONE = "undone"  # the therapist took back the phase change at `undoes` (a Next pressed by mistake)
     ENDED = "ended"
 
@@ -146,6 +147,7 @@ class Event(BaseModel):
     vitals: Vitals | None = None  # vitals_recorded (``cue``: the check it answers, if any)
     alert: str | None = None  # alert_acknowledged: the vitals record's id ("vitals/<index>")
     by: DeviceRef | None = None  # the paired device that issued it (None: the service itself)
+    outside: Annotated[str, Field(max_length=300)] | None = None  # outside_change: what changed, what roomctl did
     # The wall clock when recorded, kept only when it differed from `at` (session time) by
     # more than a second: the wall clock was stepped while the session ran.
     wall: float | None = None

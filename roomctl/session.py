@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from roomctl.clock import Clock
-from roomctl.drivers.base import Audio, Lights
+from roomctl.drivers.base import Audio, Lights, SeesOutsideChanges
 from roomctl.events import DeviceRef, Dose, Event, EventKind, LightsChange, MusicChange, Vitals
 from roomctl.gate import DEFAULT_TIME_LIMIT_S, Backoff, DriverGate
 from roomctl.preset import Advance, Preset
-from roomctl.room import LightLook, MusicTarget, Safety
+from roomctl.room import LightLook, MusicTarget, OutsideChange, Safety
 from roomctl.timeline import SKIPPED, Replay, Status
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,13 @@ class Room:
 @dataclass(frozen=True)
 class LightsTarget:
     """What the lights gate sends: a look, reached at ``end_t`` (session time). The fade's
-    length is worked out when the command really goes out, so a late send stays on time."""
+    length is worked out when the command really goes out, so a late send stays on time.
+    ``take_back``: a new phase or Lights up, so lamps changed outside roomctl and left alone
+    are driven again too."""
 
     look: LightLook
     end_t: float
+    take_back: bool = False
 
 
 @dataclass
@@ -180,6 +183,11 @@ class SessionRunner:
         self.timeline_error: str | None = None  # why the timeline cannot be evaluated now
         self.task_error: str | None = None  # why the session task had to be started again
         self.before_evaluate: Callable[[float], None] | None = None
+        self._sent_visit: tuple[int, float] | None = None  # the phase visit the lights were last sent for
+        self._notes: set[asyncio.Task[None]] = set()  # outside changes being written to the record
+        if isinstance(room.lights, SeesOutsideChanges):
+            room.lights.runner_marks_phases()  # take_back() comes with each new phase and Lights up
+            room.lights.subscribe_outside_changes(self._outside_change)
         self.lights_gate: DriverGate[LightsTarget] = DriverGate(
             "lights", self._send_lights, time_limit_s=time_limit_s, backoff=backoff,
             on_change=self._publish)
@@ -337,6 +345,7 @@ class SessionRunner:
 
     def _forget(self) -> None:
         self._sent_lights = self._sent_music = self._last_good = None
+        self._sent_visit = None
         self.recovered_at = None
         self.recovered_last = None
         self.timeline_error = self.task_error = None
@@ -460,7 +469,7 @@ class SessionRunner:
         timeline nor a session."""
         s = self.room.safety
         at = self.clock.now() if at is None else at
-        target = LightsTarget(s.emergency_look, at + s.emergency_fade_s)
+        target = LightsTarget(s.emergency_look, at + s.emergency_fade_s, take_back=True)
         self._sent_lights = target
         self.lights_gate.submit(target, urgent=True)
 
@@ -695,8 +704,12 @@ class SessionRunner:
         status = self.current()
         if status is not None and self.timeline_error is None:
             fade = status.light_fade
-            lights = LightsTarget(fade.end, fade.end_t)
-            if lights != self._sent_lights:
+            visit = (status.phase_index, status.phase_started_at)
+            lights = LightsTarget(fade.end, fade.end_t,
+                                  take_back=visit != self._sent_visit or status.emergency)
+            if (lights.look, lights.end_t) != ((self._sent_lights.look, self._sent_lights.end_t)
+                                               if self._sent_lights is not None else None):
+                self._sent_visit = visit
                 self._sent_lights = lights
                 self.lights_gate.submit(lights, urgent=status.emergency)
             if status.music != self._sent_music:
@@ -719,7 +732,31 @@ class SessionRunner:
                 self.audio_gate.submit(target, urgent=True)
 
     async def _send_lights(self, target: LightsTarget) -> None:
-        await self.room.lights.apply(target.look, max(0.0, target.end_t - self.clock.now()))
+        lights = self.room.lights
+        if target.take_back and isinstance(lights, SeesOutsideChanges):
+            lights.take_back()
+        await lights.apply(target.look, max(0.0, target.end_t - self.clock.now()))
+
+    def _outside_change(self, change: OutsideChange) -> None:
+        """A lamp changed outside roomctl: noted in the running session's record (the driver
+        has already restored it or left it, by the room's policy) and shown on the tablet."""
+        self._publish()
+        if self.session is None or not self.running:
+            return
+        event = Event(kind=EventKind.OUTSIDE_CHANGE, at=self.clock.now(), outside=change.describe()[:300])
+
+        async def note() -> None:
+            async with self._lock:
+                if self.session is not None and self.running:
+                    try:
+                        await self._record(event, keep=True)
+                    except Exception:
+                        log.exception("room %s: noting an outside change failed", self.room.name)
+            self._publish()
+
+        task = asyncio.get_running_loop().create_task(note(), name=f"room {self.room.name}: outside change")
+        self._notes.add(task)
+        task.add_done_callback(self._notes.discard)
 
     async def _settle(self) -> None:
         """Give the gates up to `ANSWER_GRACE_S` to hand this command's targets over."""

@@ -108,3 +108,33 @@ async def test_a_session_through_the_service_to_a_v2_bridge(bridge: HueV2BridgeE
     powerups = [p for p in bridge.light_puts() if "powerup" in p.body]
     assert {p.resource[1] for p in powerups if p.resource} == {
         bridge.light_id("1"), bridge.light_id("2")}  # only the room that asked for it
+
+
+async def test_a_lamp_changed_outside_roomctl_is_recorded_and_handled_by_the_room_policy(
+        bridge: HueV2BridgeEmulator, tmp_path: Path) -> None:
+    service = Service(parse_config(config(bridge, tmp_path)))
+    await service.start()
+    try:
+        rose, iris = service.rooms["rose"], service.rooms["iris"]  # restore / follow
+        for ctl in (rose, iris):
+            await ctl.start("short", SHORT)
+        await asyncio.sleep(3.5)  # the preparation fades (3 s) are done
+        bridge.change_light("1", brightness=95.0)  # the Hue app, in the restoring room
+        bridge.change_light("3", brightness=95.0)  # and in the following room
+        noticed = time.monotonic()
+
+        def noted(ctl: Any) -> bool:
+            session = ctl.runner.session
+            return any(e.kind.value == "outside_change" for e in session.events)
+
+        await until(lambda: noted(rose) and noted(iris), 3.0)
+        assert time.monotonic() - noticed <= 2.5
+        assert rose.runner.session is not None
+        note = next(e for e in rose.runner.session.events if e.kind.value == "outside_change")
+        assert note.outside is not None and "Couch lamp" in note.outside and "put back" in note.outside
+        await until(lambda: abs(bridge.output("1").brightness - 70.0) < 1.0, 6.0)  # restored
+        assert bridge.output("3").brightness > 90.0  # followed: left alone in this phase
+        await iris.runner.next()  # the next phase takes the lamp back
+        await until(lambda: abs(bridge.output("3").brightness - 40.0) < 1.0, 6.0)
+    finally:
+        await service.stop()

@@ -437,7 +437,8 @@ def test_lights_up_reaches_a_hue_bridge_while_the_wall_clock_is_stepped_back(tmp
         cfg = parse_config({
             "rooms": [{"name": "A", "lights": {"kind": "hue", "bridge": bridge.host, "group": "1", "timeout": "1s"},
                        "audio": {"kind": "simulated"}}],
-            "data_dir": str(data), "pin": PIN, "hue_bridges": {bridge.host: {"username": DEFAULT_USER, "plain_http": True}}})
+            "data_dir": str(data), "pin": PIN,
+            "hue_bridges": {bridge.host: {"username": DEFAULT_USER, "plain_http": True}}})
         with running_app(cfg, store=store, clock=RealClock(wall=wall)) as srv, srv.client(srv.pair()) as client:
             tablet = Tablet(client)
             assert tablet.call("POST", "/api/presets", params={"id": "drill"}, json=DRILL).status_code == 201

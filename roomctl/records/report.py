@@ -61,6 +61,7 @@ _KIND_LABEL: dict[EventKind, str] = {
     EventKind.EMERGENCY_OFF: "Lights up released",
     EventKind.CUE_ACKNOWLEDGED: "Reminder acknowledged",
     EventKind.UNDONE: "Phase change taken back",
+    EventKind.OUTSIDE_CHANGE: "Changed outside roomctl",
     EventKind.DOSE_GIVEN: "Dose",
     EventKind.VITALS_RECORDED: "Vitals",
     EventKind.ALERT_ACKNOWLEDGED: "Highlighted vitals seen",
@@ -112,6 +113,8 @@ def describe_event(event: Event, preset: Preset) -> str:
             parts.append(f"for {cue_text(preset, event.cue)} [{event.cue}]")
     elif k is EventKind.ALERT_ACKNOWLEDGED and event.alert:
         parts.append(event.alert)
+    elif k is EventKind.OUTSIDE_CHANGE and event.outside:
+        parts.append(event.outside)
     if event.reason and k is not EventKind.CUE_ACKNOWLEDGED:
         parts.append(event.reason)
     if k is EventKind.CUE_ACKNOWLEDGED and event.reason:
