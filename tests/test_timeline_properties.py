@@ -162,7 +162,7 @@ def commands(draw: st.DrawFn, preset: Preset) -> list[Command]:
     dt = st.one_of(st.just(0.0), st.floats(0, 5), st.floats(0, longest * 1.2))
     out = []
     for _ in range(draw(st.integers(0, 25))):
-        kind = draw(st.sampled_from([k for k in EventKind if k is not EventKind.STARTED]))
+        kind = draw(st.sampled_from([k for k in EventKind if k not in (EventKind.STARTED, EventKind.OUTSIDE_CHANGE)]))
         payload: dict[str, Any] = {}
         if kind is EventKind.EXTENDED:
             payload["seconds"] = draw(st.floats(1, 900))
@@ -312,7 +312,8 @@ def check_progress(a: Status, b: Status, events: list[Event]) -> None:
             assert a.phase_index + 1 <= b.phase_index <= a.phase_index + 1 + nexts
     acked_before = {c.id: c for c in a.cues_acknowledged}
     acked_after = {c.id: c for c in b.cues_acknowledged}
-    assert acked_before.items() <= acked_after.items()
+    if not dosed:  # a recorded dose moves the reminders timed from the dose
+        assert acked_before.items() <= acked_after.items()
 
 
 @SETTINGS
