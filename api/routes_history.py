@@ -122,7 +122,7 @@ def report(session_id: str, eng: EngineDep, _: Authed) -> Response:
     ctl = eng.service.rooms.get(stored.room)
     safety = ctl.room.safety if ctl else None
     end_t = None if stored.ended_at is not None else eng.service.clock.now()
-    svg = session_report_svg(stored.session.preset, stored.session.events, safety, end_t=end_t)
+    svg = session_report_svg(stored.session.preset, stored.session.events, safety, end_t=end_t, fit=True)
     return Response(svg, media_type="image/svg+xml")
 
 

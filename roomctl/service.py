@@ -58,6 +58,7 @@ class RoomController:
     # Set by hand while no session runs (before a start, after End); not part of any record.
     manual_look: LightLook | None = None
     manual_music: MusicTarget | None = None
+    changing_until: float = 0.0  # a change by hand is under way (a fade) until then
     _look_before_up: LightLook | None = None
     _listeners: list[Callable[[RoomController], None]] = field(default_factory=list)
 
@@ -144,6 +145,7 @@ class RoomController:
         if back is not None:  # gently back to how the room looked before, as in a session
             at = self.runner.clock.now()
             self.runner.lights_gate.submit(LightsTarget(back, at + self.room.safety.emergency_fade_s))
+            self.changing_until = max(self.changing_until, at + self.room.safety.emergency_fade_s + 1.0)
         self.changed()
 
     # --- the room by hand, while no session runs ---------------------------------------
@@ -169,6 +171,7 @@ class RoomController:
         self.manual_look = look
         at = self.runner.clock.now()
         self.runner.lights_gate.submit(LightsTarget(look, at + change.transition))
+        self.changing_until = max(self.changing_until, at + change.transition + 1.0)
         self.changed()
 
     def set_music_by_hand(self, change: MusicChange) -> None:
@@ -191,6 +194,7 @@ class RoomController:
         if change.skip is not None:
             direction = change.skip
             self.runner.audio_gate.run("skip", lambda: self.room.audio.skip(direction))
+        self.changing_until = max(self.changing_until, self.runner.clock.now() + max(target.ramp_s, target.fade_in_s) + 1.0)
         self.changed()
 
     def _last_music(self) -> tuple[str | None, float]:

@@ -9,7 +9,7 @@ import * as presets from "./presets.js";
 const $ = (id) => document.getElementById(id);
 
 const HOLD_MS = 1000; // Lights up needs a deliberate press this long ...
-const HOLD_SLOP_PX = 12; // ... with the finger staying on the button (this far outside is off it)
+const HOLD_SLOP_PX = 24; // ... with the finger staying where it landed (a roll this far is still staying)
 const UNDO_MS = 5000; // a phase change can be taken back from the tablet this long
 const STALE_MS = 6000; // a running session pushes every second; silence this long means a dead link
 const BACK_MS = 4000; // "connected again" stays this long
@@ -607,6 +607,7 @@ const sliders = {};
 const HOLD_HINT = "Press and hold 1 s";
 let holdTimer = null;
 let holdPointer = null;
+let holdFrom = null; // where the finger landed
 let hintTimer = null;
 function startHold() {
   const btn = $("lightsup");
@@ -614,14 +615,20 @@ function startHold() {
   btn.style.setProperty("--hold-ms", `${HOLD_MS}ms`);
   btn.classList.add("holding");
   showHint("Keep holding…", true);
-  holdTimer = setTimeout(async () => {
+  const mine = setTimeout(() => {
+    // Moves are handed to the page once per frame: let those already made arrive (and cancel
+    // the hold if the finger slid off) before deciding that the finger stayed.
+    requestAnimationFrame(() => setTimeout(() => { if (holdTimer === mine) fire(); }, 0));
+  }, HOLD_MS);
+  holdTimer = mine;
+  async function fire() {
     holdTimer = null;
     holdPointer = null;
     btn.classList.remove("holding");
     showHint("Lights coming up…", true);
     await quietly(command("/emergency", { on: true }));
     showHint(HOLD_HINT, false);
-  }, HOLD_MS);
+  }
 }
 function cancelHold(explain) {
   holdPointer = null;
@@ -642,20 +649,22 @@ function showHint(text, strong, stay = false) {
 
 function wireLightsUp() {
   const lu = $("lightsup");
-  const outside = (e) => {
+  // Off the button, or sliding along it (it is wide): either way not a finger that stays.
+  const moved = (e) => {
     const r = lu.getBoundingClientRect();
-    return e.clientX < r.left - HOLD_SLOP_PX || e.clientX > r.right + HOLD_SLOP_PX ||
-      e.clientY < r.top - HOLD_SLOP_PX || e.clientY > r.bottom + HOLD_SLOP_PX;
+    const off = e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom;
+    return off || !holdFrom || Math.hypot(e.clientX - holdFrom.x, e.clientY - holdFrom.y) > HOLD_SLOP_PX;
   };
   lu.addEventListener("pointerdown", (e) => {
     if (e.pointerType === "mouse" && e.button !== 0) return;
     e.preventDefault();
     lu.setPointerCapture(e.pointerId);
     holdPointer = e.pointerId;
+    holdFrom = { x: e.clientX, y: e.clientY };
     startHold();
   });
   lu.addEventListener("pointermove", (e) => {
-    if (e.pointerId === holdPointer && holdTimer && outside(e)) cancelHold("Slid off: hold still on the button");
+    if (e.pointerId === holdPointer && holdTimer && moved(e)) cancelHold("Slid off: hold still on the button");
   });
   lu.addEventListener("pointerup", (e) => { if (e.pointerId === holdPointer) cancelHold("Hold it for a whole second"); });
   lu.addEventListener("pointercancel", () => cancelHold(null));

@@ -47,29 +47,27 @@ export function makeSlider(el, { min, max, step, keyStep = step, format, send, e
     if (!hintTimer) out.textContent = inactiveText ?? format(value);
   }
 
-  // Sending: live while dragging, at most one request in flight, the final value always last.
-  let last = 0;
-  let timer = null;
+  // Sending: live while dragging, one request at a time and never two within `everyMs`; the
+  // newest value always goes out last.
+  let pending = null;
   let inflight = false;
-  let queued = null;
-  function push(v) {
-    if (inflight) { queued = v; return; }
+  let lastSent = -Infinity;
+  let timer = null;
+  function pump() {
+    timer = null;
+    if (inflight || pending === null) return;
+    const wait = lastSent + everyMs - performance.now();
+    if (wait > 0) { timer = setTimeout(pump, wait); return; }
+    const v = pending;
+    pending = null;
     inflight = true;
-    Promise.resolve(send(v)).catch(() => {}).finally(() => {
-      inflight = false;
-      if (queued !== null) { const q = queued; queued = null; push(q); }
-    });
+    lastSent = performance.now();
+    Promise.resolve(send(v)).catch(() => {}).finally(() => { inflight = false; pump(); });
   }
-  function changed(final) {
+  function changed() {
     busyUntil = performance.now() + 2000;
-    clearTimeout(timer);
-    const now = performance.now();
-    if (final || now - last >= everyMs) {
-      last = now;
-      push(value);
-    } else {
-      timer = setTimeout(() => { last = performance.now(); push(value); }, everyMs - (now - last));
-    }
+    pending = value;
+    if (!timer) pump();
   }
 
   function hint(text) {
@@ -105,8 +103,7 @@ export function makeSlider(el, { min, max, step, keyStep = step, format, send, e
     if (!g.dragging) {
       if (Math.abs(dy) > START_PX && Math.abs(dy) * SIDEWAYS > Math.abs(dx)) { gesture = null; return; } // a scroll
       if (Math.abs(dx) < START_PX || Math.abs(dx) < Math.abs(dy) * SIDEWAYS) return;
-      g.dragging = true;
-      g.x0 = e.clientX; // from here on the handle follows the finger, without a jump
+      g.dragging = true; // the handle stays under the finger: it moves by as much as the finger did
       el.setPointerCapture(e.pointerId);
       el.classList.add("dragging");
       return;
@@ -117,7 +114,7 @@ export function makeSlider(el, { min, max, step, keyStep = step, format, send, e
       value = v;
       inactiveText = null;
       show();
-      changed(false);
+      changed();
     }
   });
   const finish = (e) => {
@@ -125,11 +122,12 @@ export function makeSlider(el, { min, max, step, keyStep = step, format, send, e
     if (!g || e.pointerId !== g.id) return;
     gesture = null;
     el.classList.remove("dragging");
-    if (g.dragging && value !== g.v0) changed(true);
+    if (g.dragging && value !== g.v0) changed();
   };
   el.addEventListener("pointerup", finish);
   el.addEventListener("pointercancel", finish);
-  el.addEventListener("lostpointercapture", finish);
+  // Taking the capture from the handle (a touch's implicit target) fires this on the handle: not an end.
+  el.addEventListener("lostpointercapture", (e) => { if (e.target === el) finish(e); });
   el.addEventListener("keydown", (e) => {
     if (disabled()) return;
     const by = { ArrowRight: keyStep, ArrowUp: keyStep, ArrowLeft: -keyStep, ArrowDown: -keyStep,
@@ -139,7 +137,7 @@ export function makeSlider(el, { min, max, step, keyStep = step, format, send, e
     value = clamp(value + by);
     inactiveText = null;
     show();
-    changed(true);
+    changed();
   });
 
   show();
