@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import routes_history, routes_presets, routes_rooms
-from api.docs import add_docs
 from api.auth import COOKIE, Auth, Locked
 from api.deps import Authed, Engine, EngineDep
+from api.docs import add_docs
 from api.hub import RoomHub
 from api.models import ErrorOut, Invalid, PairIn, PairOut, ProblemOut, TokenOut
 from roomctl.clock import Clock

@@ -194,7 +194,8 @@ class RoomController:
         if change.skip is not None:
             direction = change.skip
             self.runner.audio_gate.run("skip", lambda: self.room.audio.skip(direction))
-        self.changing_until = max(self.changing_until, self.runner.clock.now() + max(target.ramp_s, target.fade_in_s) + 1.0)
+        fade_s = max(target.ramp_s, target.fade_in_s)
+        self.changing_until = max(self.changing_until, self.runner.clock.now() + fade_s + 1.0)
         self.changed()
 
     def _last_music(self) -> tuple[str | None, float]:

@@ -162,7 +162,7 @@ class Tablet:
     # ── the room ─────────────────────────────────────────────────────────────────
 
     def wait_live(self) -> None:
-        until(self.page, 
+        until(self.page,
             "window.__roomctlReadyAt !== undefined && !document.getElementById('controls').disabled")
 
     @property
@@ -227,7 +227,8 @@ def tablet(browser: Browser, server: UIServer, viewport: tuple[int, int]) -> Ite
       };
       window.__cspViolations = [];
       document.addEventListener('securitypolicyviolation',
-        (e) => window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));""")
+        (e) => window.__cspViolations.push(
+          `${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`));""")
     context.on("request", lambda r: t.requests.append(r.url))
     page.on("websocket", lambda ws: t.requests.append(ws.url))
     page.on("pageerror", lambda e: t.errors.append(str(e)))
@@ -275,14 +276,16 @@ def bulb_levels(page: Page) -> list[dict[str, Any]]:
 
 def bulbs_at(page: Page, level: float, timeout: float = 8000) -> None:
     until(page, f"[...document.querySelectorAll('.bulb')].length > 0 && "
-                           f"[...document.querySelectorAll('.bulb')].every(b => Math.abs(b.dataset.brightness - {level}) < 0.6)",
+                           "[...document.querySelectorAll('.bulb')]"
+                           f".every(b => Math.abs(b.dataset.brightness - {level}) < 0.6)",
                            timeout=timeout)
 
 
 def controls_disabled(page: Page) -> list[bool]:
     """For every control on the page (the night-mode toggle aside): is it disabled?"""
     result: list[bool] = page.evaluate(
-        f"[...document.querySelectorAll({json.dumps(CONTROLS)})].map(e => e.matches(':disabled') || !!e.closest('fieldset:disabled'))")
+        f"[...document.querySelectorAll({json.dumps(CONTROLS)})]"
+        ".map(e => e.matches(':disabled') || !!e.closest('fieldset:disabled'))")
     return result
 
 
@@ -557,8 +560,9 @@ def test_lights_up_and_every_control_stay_put_with_prompts_and_reminders(tablet:
     # Every session control on the screen, without scrolling.
     w, h = t.size
     for b in controls:
-        assert 0 <= b["x"] and b["x"] + b["w"] <= w and 0 <= b["y"] and b["y"] + b["h"] <= h, f"off screen: {b}"
-    assert page.evaluate("() => document.scrollingElement.scrollHeight <= innerHeight + 1"), "the session screen scrolls"
+        assert b["x"] >= 0 and b["x"] + b["w"] <= w and b["y"] >= 0 and b["y"] + b["h"] <= h, f"off screen: {b}"
+    assert page.evaluate("() => document.scrollingElement.scrollHeight <= innerHeight + 1"), \
+        "the session screen scrolls"
     for tab in ("history", "presets", "session"):
         page.click(f"#tab-{tab}")
         page.wait_for_timeout(200)
@@ -879,7 +883,8 @@ def test_static_files_are_small_local_and_installable() -> None:
         if p.suffix == ".html":
             # Served under a strict CSP: no inline script, style or handler.
             assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), f"{p.name}: inline script"
-            assert not re.search(r"<style|\sstyle=|\son[a-z]+=", text, re.IGNORECASE), f"{p.name}: inline style or handler"
+            assert not re.search(r"<style|\sstyle=|\son[a-z]+=", text, re.IGNORECASE), \
+                f"{p.name}: inline style or handler"
         if p.suffix == ".js":
             assert not re.search(r"""setAttribute\(\s*["']style|innerHTML|\beval\(|new Function""", text), p.name
     manifest = json.loads((STATIC / "manifest.webmanifest").read_text(encoding="utf-8"))
