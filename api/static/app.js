@@ -230,6 +230,7 @@ function setLive(live) {
   } else {
     banner.hidden = true;
   }
+  if (app.state) renderNotes(app.state); // what the screen knows of the room changes with the link
   if (!live) {
     for (const d of document.querySelectorAll("dialog[open]")) d.close();
     cancelHold(null);
@@ -373,6 +374,7 @@ function renderNotes(st) {
   if (active(st)) {
     for (const [text, detail] of app.startProblems) notes.push([text, detail]);
   }
+  if (!app.live && app.everLive) notes.splice(0, notes.length, ["Not known: roomctl does not answer.", null]);
   const key = JSON.stringify(notes);
   if (key === notesKey) return;
   notesKey = key;

@@ -413,7 +413,7 @@ function phaseForm(p, i, n) {
     field("Short name", textInput(p, "id", "id", { onset: retitle, maxlength: 40 })),
     field("Type", select(p, "kind", "kind", KIND_CHOICES)),
     field("Title", textInput(p, "title", "title", { onset: retitle, placeholder: "from the short name" })),
-    field("Moves on", select(p, "advance", "advance", [["auto", "by itself"], ["manual", "when you press Next"]], () => {
+    field("Moves on", select(p, "advance", "advance", [["auto", "by itself"], ["manual", "on Next"]], () => {
       const from = p.advance === "manual" ? "duration" : "planned";
       const to = p.advance === "manual" ? "planned" : "duration";
       if (p[from] !== undefined && p[to] === undefined) p[to] = p[from];
@@ -438,7 +438,7 @@ function phaseForm(p, i, n) {
       field("Brightness %", numberInput(lights, "brightness", "lights.brightness", { min: 0, max: 100, unit: "percent" })),
       field("Light", h("select", { "data-field": "lights.mode", onchange: structural(() => {
         if (lights.color !== undefined) { delete lights.color; lights.color_temp = 2700; } else { delete lights.color_temp; lights.color = "#ff8a3d"; }
-      }) }, h("option", { value: "color_temp", selected: mode === "color_temp" }, "White (warmth)"),
+      }) }, h("option", { value: "color_temp", selected: mode === "color_temp" }, "White"),
       h("option", { value: "color", selected: mode === "color" }, "A colour"))),
       field(mode === "color" ? "Colour" : "Warmth (K)", colourInput),
       field("Light fade", textInput(lights, "transition", "lights.transition", { placeholder: "10s" }))));
