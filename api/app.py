@@ -25,7 +25,7 @@ from roomctl.clock import Clock
 from roomctl.config import Config
 from roomctl.preset import friendly_message
 from roomctl.service import Service
-from roomctl.store import SessionStore
+from roomctl.store import SessionStore, StoreError
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -70,6 +70,11 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(validation_body(exc.errors()).model_dump(), status_code=422)
+
+    @app.exception_handler(StoreError)
+    async def record_failing(request: Request, exc: StoreError) -> JSONResponse:
+        # The record cannot be read or written now: its own message, never a bare 500.
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

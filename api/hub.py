@@ -71,7 +71,8 @@ class RoomHub:
             try:
                 timeout = TICK_S if (self._live() and self._clients) else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._dirty.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._dirty.wait()
                 self._dirty.clear()
                 if self._clients:
                     self._publish()

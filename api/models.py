@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.state import RoomState
-from roomctl.events import LightsChange, MusicChange
+from roomctl.events import LightsChange, MusicChange, Vitals
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -85,6 +85,32 @@ class AckIn(BaseModel):
 
     cue: Annotated[str, Field(min_length=1, max_length=100)]
     note: Annotated[str, Field(max_length=500)] | None = None
+    skipped: bool = False  # a vitals check skipped: the note says why
+
+
+class VitalsIn(BaseModel):
+    """A vitals check, answering a reminder (``cue``) or at any time."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"vitals": {"systolic": 128, "diastolic": 82, "heart_rate": 74, "spo2": 98,
+                    "observations": {"sedation": 1}}, "cue": "journey/0"}]})
+
+    vitals: Vitals
+    cue: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+
+class AlertAckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"alert": "vitals/2"}]})
+
+    alert: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class EndIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "client stable and collected by a relative"}]})
+
+    reason: Annotated[str, Field(min_length=1, max_length=300)] | None = None
 
 
 class PlaylistOut(BaseModel):

@@ -1,6 +1,12 @@
 """The running service without the web: rooms (drivers + a session runner each), the preset
-library, the session record (recovery at start, retention), and start-up/shut-down. The
-API builds one in its lifespan; `roomctl serve` opens the record and hands it over.
+library, the session record (recovery at start, retention, a watch on its files), and
+start-up/shut-down. The API builds one in its lifespan; `roomctl serve` opens the record and
+hands it over.
+
+When the record cannot be written (a full disk, its file deleted under the service), every
+room says so (`RoomController.record_problem`, `/healthz`), commands are refused with the
+record's message, and Lights up goes on working, kept in memory until the record can take
+it (`roomctl.session`). The record is watched every `WATCH_RECORD_S`, off the event loop.
 """
 
 from __future__ import annotations
@@ -19,14 +25,15 @@ from roomctl.drivers.base import Audio, Lights
 from roomctl.drivers.hue import HueBridges, HueError, HueLights, HueOptions, build_hue_lights
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.drivers.vlc import VlcAudio, vlc_available
-from roomctl.events import LightsChange, MusicChange
+from roomctl.events import DeviceRef, LightsChange, MusicChange
 from roomctl.gate import GateState
 from roomctl.library import PresetLibrary
 from roomctl.playlists import parse_playlists
 from roomctl.preset import Preset
+from roomctl.records.worker import RecordRenderer
 from roomctl.room import DriverHealth, LightLook, MusicTarget, PlaylistReport, Safety
 from roomctl.session import CommandRejected, LightsTarget, Room, SessionRunner
-from roomctl.store import SessionStore
+from roomctl.store import SessionStore, StoreError
 from roomctl.timeline import Status
 
 log = logging.getLogger(__name__)
@@ -55,6 +62,8 @@ class RoomController:
     runner: SessionRunner
     audio_note: str | None = None  # e.g. why audio is simulated
     idle_emergency: bool = False
+    store: SessionStore | None = None  # the record this room's sessions go to
+    recovery_note: str | None = None  # what recovery could not bring back of this room's session
     # Set by hand while no session runs (before a start, after End); not part of any record.
     manual_look: LightLook | None = None
     manual_music: MusicTarget | None = None
@@ -97,7 +106,8 @@ class RoomController:
         limit = self.runner.audio_gate.time_limit_s
         names = preset.playlists()
         try:
-            reports = await asyncio.wait_for(self.room.audio.preflight(names), limit)
+            async with asyncio.timeout(limit):
+                reports = await self.room.audio.preflight(names)
         except TimeoutError:
             reports = [PlaylistReport(name, 0, (f"not checked: the music did not answer within {limit:g} s "
                                                 "(a slow or unreachable music share?)",)) for name in names]
@@ -105,6 +115,17 @@ class RoomController:
             log.exception("room %s: the music check failed", self.id)
             reports = [PlaylistReport(name, 0, (f"not checked: {err}",)) for name in names]
         return Preflight(self.lights_health(), self.audio_health(), reports)
+
+    def record_problem(self) -> str | None:
+        """Why this room's record is failing now, for a therapist to read (None: it is not)."""
+        problem = self.store.problem if self.store is not None else None
+        kept = self.runner.unwritten
+        if kept:
+            what = "event is" if kept == 1 else "events are"
+            note = (f"{kept} {what} kept in memory until the record can take it "
+                    "(lost if the service stops before)")
+            return f"{problem}; {note}" if problem else f"the record: {note}"
+        return problem
 
     def lights_health(self) -> DriverHealth:
         """The lights' health: the gate's verdict first (a driver that stopped answering), then the driver's."""
@@ -116,16 +137,18 @@ class RoomController:
             return DriverHealth(True, self.audio_note)
         return health
 
-    async def start(self, preset_id: str, preset: Preset, label: str | None = None) -> Status:
-        status = await self.runner.start(preset, label=label, preset_id=preset_id)
+    async def start(self, preset_id: str, preset: Preset, label: str | None = None, *,
+                    by: DeviceRef | None = None) -> Status:
+        status = await self.runner.start(preset, label=label, preset_id=preset_id, by=by)
         self.idle_emergency = False
         self.manual_look = self.manual_music = self._look_before_up = None
+        self.recovery_note = None  # about the session before this one
         return status
 
-    async def emergency_on(self) -> None:
+    async def emergency_on(self, *, by: DeviceRef | None = None) -> None:
         """Lights up, with or without a session: the same path to the lights either way."""
         if self.runner.running:
-            await self.runner.emergency_on()
+            await self.runner.emergency_on(by=by)
             return
         self.idle_emergency = True
         self._look_before_up = self.manual_look or self._look_now()
@@ -136,9 +159,9 @@ class RoomController:
             self.runner.audio_gate.submit(music, urgent=True)
         self.changed()
 
-    async def emergency_off(self) -> None:
+    async def emergency_off(self, *, by: DeviceRef | None = None) -> None:
         if self.runner.running:
-            await self.runner.emergency_off()
+            await self.runner.emergency_off(by=by)
             return
         self.idle_emergency = False
         back, self._look_before_up = self._look_before_up, None
@@ -269,6 +292,8 @@ def _build_audio(cfg: Config, room: RoomConfig, clock: Clock, safety: Safety) ->
 
 
 RETENTION_EVERY_S = 3600.0
+WATCH_RECORD_S = 1.0  # the record's files are looked at this often (and before every write)
+WATCH_TIME_LIMIT_S = 5.0  # a disk that does not answer a look in this time is failing
 CLOSE_TIME_LIMIT_S = 10.0  # a driver that does not close in this time is left behind
 
 
@@ -282,7 +307,10 @@ class Service:
         self.store = store
         self.library = PresetLibrary(config.bundled_presets, config.clinic_presets)
         self.rooms: dict[str, RoomController] = {}
+        # Reports and CSV exports of the record, drawn in a process of their own.
+        self.records = RecordRenderer(store.path) if store is not None else None
         self._retention: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Build the rooms, continue the sessions the record says never ended, and start
@@ -301,21 +329,47 @@ class Service:
             room = Room(rc.name, lights, audio, safety)
             sink = self.store.sink(rc.id) if self.store is not None else None
             runner = SessionRunner(room, self.clock, event_sink=sink, time_limit_s=cfg.driver_time_limit)
-            self.rooms[rc.id] = RoomController(rc.id, rc, room, runner, note)
+            self.rooms[rc.id] = RoomController(rc.id, rc, room, runner, note, store=self.store)
             log.info("room %s ready: lights %s, audio %s", rc.name, lights.health().detail,
                      note or audio.health().detail)
         if self.store is not None:
             await self.recover_sessions()
+            self._watch = asyncio.create_task(self._watch_record(), name="record watch")
             if cfg.retention_days is not None:
                 self._retention = asyncio.create_task(self._keep_retention(cfg.retention_days),
                                                       name="retention")
 
     async def recover_sessions(self) -> list[str]:
-        """Continue every session the record says never ended, newest first per room."""
+        """Continue every session the record says never ended, newest first per room. A
+        session that cannot be read back stays in the record, and its room says so.
+
+        Session time is moved on, if need be, to the last recorded event, or the last time the
+        service before this one was seen running (`SessionStore.last_alive`): a clock that was
+        behind at start (a hardware clock that lost time) must not replay a session into its
+        past. The time the service was down is then unknown, and counted as none."""
         assert self.store is not None
+        found = await asyncio.to_thread(self.store.recoverable)
+        for room_id, session_id, why in found.damaged:
+            ctl = self.rooms.get(room_id)
+            if ctl is not None:
+                ctl.recovery_note = f"session {session_id} could not be continued: {why}"
+        last = [s.session.events[-1].at for s in found.sessions if s.session.events]
+        if last and self.store.last_alive is not None:
+            last.append(self.store.last_alive)  # it ran on after its last event, at least until then
+        if last and max(last) > self.clock.now():
+            behind = max(last) - self.clock.now()
+            log.warning("the clock is %.0f s behind the last recorded event: session time continues "
+                        "from the record (the wall time is kept beside each event)", behind)
+            self.clock.not_before(max(last))
         recovered = []
-        for stored in reversed(self.store.unfinished()):  # newest first
+        for stored in reversed(found.sessions):  # newest first
             ctl = self.rooms.get(stored.room)
+            if stored.damaged:
+                note = (f"session {stored.id} continues without {len(stored.damaged)} damaged record(s) "
+                        f"that could not be read back: {'; '.join(stored.damaged[:3])}")
+                log.error("%s", note)
+                if ctl is not None:
+                    ctl.recovery_note = note
             if ctl is None:
                 log.error("session %s belongs to room '%s', which is not in the config; left as it is",
                           stored.session.id, stored.room)
@@ -329,12 +383,39 @@ class Service:
             recovered.append(stored.session.id)
         return recovered
 
+    async def _watch_record(self) -> None:
+        """Look at the record's files every second (deleted, moved, replaced?), probe a disk
+        that failed a write, and when it can write again hand it the events kept in memory."""
+        assert self.store is not None
+        store = self.store
+        while True:
+            await asyncio.sleep(WATCH_RECORD_S)
+            try:
+                changed = await asyncio.wait_for(asyncio.to_thread(store.watch, self.clock.now()),
+                                                 WATCH_TIME_LIMIT_S)
+                stalled = None
+            except TimeoutError:
+                changed, stalled = False, (f"session store {store.path}: its disk did not answer within "
+                                           f"{WATCH_TIME_LIMIT_S:g} s")
+            except Exception:
+                log.exception("watching the record failed")
+                continue
+            if stalled != store.stalled:
+                store.stalled, changed = stalled, True
+            for ctl in self.rooms.values():
+                if ctl.runner.unwritten and store.problem is None:
+                    changed = await ctl.runner.flush() or changed
+                if changed:
+                    ctl.changed()
+
     async def _keep_retention(self, days: float) -> None:
         """Delete records older than the clinic's retention setting: at start, then hourly."""
         assert self.store is not None
         while True:
             try:
                 await asyncio.to_thread(self.store.purge_older_than, days, self.clock.now())
+            except StoreError as err:
+                log.error("deleting old session records failed: %s", err)
             except Exception:
                 log.exception("deleting old session records failed")
             await asyncio.sleep(RETENTION_EVERY_S)
@@ -349,16 +430,22 @@ class Service:
             log.warning("room %s: %s", rc.name, err)
 
     async def stop(self) -> None:
-        if self._retention is not None:
-            self._retention.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention
-            self._retention = None
+        for task in (self._retention, self._watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._retention = self._watch = None
+        if self.records is not None:
+            self.records.close()
+        if self.store is not None:
+            self.store.note_alive(self.clock.now())
         for ctl in self.rooms.values():  # one room's failure never keeps the others open
             for what, closer in (("session", ctl.runner.close), ("lights", ctl.room.lights.close),
                                  ("audio", ctl.room.audio.close)):
                 try:
-                    await asyncio.wait_for(closer(), CLOSE_TIME_LIMIT_S)
+                    async with asyncio.timeout(CLOSE_TIME_LIMIT_S):
+                        await closer()
                 except Exception:
                     log.exception("room %s: closing the %s failed", ctl.id, what)
 
@@ -366,8 +453,10 @@ class Service:
         out: dict[str, Any] = {}
         for rid, ctl in self.rooms.items():
             lh, ah = ctl.lights_health(), ctl.audio_health()
-            problems = [p for p in (ctl.runner.timeline_error, ctl.runner.task_error) if p]
+            problems = [p for p in (ctl.runner.timeline_error, ctl.runner.task_error, ctl.recovery_note) if p]
+            record = ctl.record_problem()
             out[rid] = {"lights": {"ok": lh.ok, "detail": lh.detail},
                         "audio": {"ok": ah.ok, "detail": ctl.audio_note or ah.detail},
-                        "session": {"ok": not problems, "detail": "; ".join(problems) or None}}
+                        "session": {"ok": not problems, "detail": "; ".join(problems) or None},
+                        "record": {"ok": record is None, "detail": record}}
         return out

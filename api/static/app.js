@@ -794,9 +794,11 @@ function wireStatic() {
   $("btn-end").addEventListener("click", () => openEnd(false));
   $("dlg-end-no").addEventListener("click", () => $("dlg-end").close());
   $("dlg-end-yes").addEventListener("click", async () => {
+    const reason = $("dlg-end-reason").value.trim();
+    if (!$("dlg-end-why").hidden && !reason) { $("dlg-end-reason").focus(); return; }
     $("dlg-end").close();
     app.undo = null;
-    await quietly(command("/session/end"));
+    await quietly(command("/session/end", reason ? { reason } : undefined));
   });
   $("dlg-jump-no").addEventListener("click", () => $("dlg-jump").close());
   $("btn-back").addEventListener("click", () => quietly(command("/back-to-preset")));
@@ -857,6 +859,15 @@ function openEnd(finishing) {
   $("dlg-end-text").textContent = finishing
     ? "This is the last phase: finishing ends the session. The record is kept; the lights and music can still be set afterwards."
     : "The lights and music stop following the preset. The record is kept; the lights and music can still be set afterwards.";
+  // Inside the preset's observation time an early end needs a reason, for the record.
+  const until = app.state?.session?.observe_until;
+  const early = !!until && until > app.state.t;
+  $("dlg-end-why").hidden = !early;
+  $("dlg-end-reason").value = "";
+  if (early) {
+    const at = new Date(until * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    $("dlg-end-why-text").textContent = `Observation runs until ${at}. Why end the session earlier?`;
+  }
   $("dlg-end").showModal();
 }
 

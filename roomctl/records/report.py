@@ -61,6 +61,9 @@ _KIND_LABEL: dict[EventKind, str] = {
     EventKind.EMERGENCY_OFF: "Lights up released",
     EventKind.CUE_ACKNOWLEDGED: "Reminder acknowledged",
     EventKind.UNDONE: "Phase change taken back",
+    EventKind.DOSE_GIVEN: "Dose",
+    EventKind.VITALS_RECORDED: "Vitals",
+    EventKind.ALERT_ACKNOWLEDGED: "Highlighted vitals seen",
     EventKind.ENDED: "Ended",
 }
 
@@ -98,13 +101,37 @@ def describe_event(event: Event, preset: Preset) -> str:
         parts.append(f"{cue_text(preset, event.cue)} [{event.cue}]")
     elif k is EventKind.UNDONE and event.undoes is not None:
         parts.append(f"event {event.undoes} taken back")
+    elif k is EventKind.DOSE_GIVEN and event.dose is not None:
+        d = event.dose
+        parts.extend(x for x in (d.route, d.amount) if x)
+        if d.given_at is not None and abs(d.given_at - event.at) >= 60:
+            parts.append(f"given {units.format_clock(event.at - d.given_at)} before it was recorded")
+    elif k is EventKind.VITALS_RECORDED and event.vitals is not None:
+        parts.extend(f"{key} {value}" for key, value in event.vitals.values().items())
+        if event.cue:
+            parts.append(f"for {cue_text(preset, event.cue)} [{event.cue}]")
+    elif k is EventKind.ALERT_ACKNOWLEDGED and event.alert:
+        parts.append(event.alert)
     if event.reason and k is not EventKind.CUE_ACKNOWLEDGED:
         parts.append(event.reason)
+    if k is EventKind.CUE_ACKNOWLEDGED and event.reason:
+        parts.append(f"check {event.reason}")
+    if event.by is not None:
+        parts.append(f"by {event.by.name or event.by.id}")
     return ", ".join(parts)
 
 
+def event_text(event: Event, preset: Preset) -> str:
+    """What an event was, in a few words for a therapist ("Lights: brightness 30%, over 1s")."""
+    details = describe_event(event, preset)
+    return f"{_KIND_LABEL[event.kind]}: {details}" if details else _KIND_LABEL[event.kind]
+
+
 def cue_text(preset: Preset, cue_id: str) -> str:
-    """The text of reminder ``cue_id`` ("<phase id>/<index>")."""
+    """The text of reminder ``cue_id`` ("<phase id>/<index>", or "…/dose<k>" for a reminder timed
+    from the latest dose)."""
+    if cue_id.rpartition("/")[2].startswith("dose"):
+        cue_id = cue_id.rpartition("/")[0]
     phase_id, _, index = cue_id.rpartition("/")
     for p in preset.phases:
         if p.id == phase_id and index.isdigit() and int(index) < len(p.cues):
