@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from api import routes_history, routes_presets, routes_rooms
 from api.auth import COOKIE, Auth, Locked
 from api.deps import Authed, Engine, EngineDep
+from api.docs import add_docs
 from api.hub import RoomHub
 from api.models import ErrorOut, Invalid, PairIn, PairOut, ProblemOut, TokenOut
 from roomctl.clock import Clock
@@ -61,6 +62,8 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
         description="Lights and music of a treatment room along timed presets, steered from a tablet. "
                     "Pair with POST /api/pair, then send the token as `Authorization: Bearer`.",
         lifespan=lifespan,
+        docs_url=None,  # served from this machine by add_docs, never from a CDN
+        redoc_url=None,
     )
     app.state.auth = auth
 
@@ -125,6 +128,7 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
     app.include_router(routes_presets.router)
     app.include_router(routes_history.router)
     routes_rooms.register_ws(app)
+    add_docs(app, STATIC)
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="tablet")
     return app

@@ -63,7 +63,8 @@ class RoomHub:
     def _live(self) -> bool:
         st = self.ctl.runner.current()
         snap = self.ctl.room.audio.snapshot()
-        return bool((st and not st.ended) or snap.playing or self.ctl.idle_emergency)
+        return bool((st and not st.ended) or snap.playing or self.ctl.idle_emergency
+                    or self.clock.now() < self.ctl.changing_until)
 
     async def _run(self) -> None:
         while True:

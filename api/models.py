@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.state import RoomState
-from roomctl.events import Vitals
+from roomctl.events import LightsChange, MusicChange, Vitals
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -175,3 +175,20 @@ class DuplicateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, Field(max_length=60)] | None = None
+
+
+class ByHandIn(BaseModel):
+    """The room's lights and music set by hand while no session runs (before a start, after End)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"lights": {"brightness": 30, "color_temp": 2700, "transition": 10}},
+        {"lights": {"brightness": 0, "transition": 10}, "music": {"playing": False}}]})
+
+    lights: LightsChange | None = None
+    music: MusicChange | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ByHandIn:
+        if self.lights is None and self.music is None:
+            raise ValueError("give lights, music or both")
+        return self

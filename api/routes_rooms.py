@@ -15,6 +15,7 @@ from api.deps import Authed, EngineDep, RoomDep, ws_token_ok
 from api.models import (
     AckIn,
     AlertAckIn,
+    ByHandIn,
     EmergencyIn,
     EndIn,
     ErrorOut,
@@ -190,6 +191,23 @@ async def set_music(body: MusicChange, ctl: RoomDep, eng: EngineDep, who: Authed
              summary="Drop the therapist's light and music changes; follow the preset again")
 async def back_to_preset(ctl: RoomDep, eng: EngineDep, who: Authed) -> Any:
     return await _command(eng, ctl, ctl.runner.back_to_preset(by=device(who)))
+
+
+@router.post("/{room_id}/by-hand", response_model=RoomState, responses=CMD,
+             summary="Set the lights and music by hand while no session runs (before a start, after End)",
+             openapi_extra={"requestBody": {"content": {"application/json": {
+                 "example": {"lights": {"brightness": 30, "color_temp": 2700, "transition": 10}}}}}})
+async def by_hand(body: ByHandIn, ctl: RoomDep, eng: EngineDep, _: Authed) -> Any:
+    try:
+        if body.lights is not None and ctl.emergency:  # refused whole: nothing half done
+            raise CommandRejected("lights up is on: bring the lights down first")
+        if body.music is not None:
+            ctl.set_music_by_hand(body.music)
+        if body.lights is not None:
+            ctl.set_lights_by_hand(body.lights)
+    except CommandRejected as err:
+        raise HTTPException(409, str(err)) from None
+    return _state(eng, ctl.id)
 
 
 @router.post("/{room_id}/emergency", response_model=RoomState, responses={**AUTH, **E404},

@@ -33,14 +33,14 @@ from roomctl.drivers.hue import (
 from roomctl.drivers.hue.v2 import HueV2Bridges, HueV2Lights, V2Options
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
 from roomctl.drivers.vlc import VlcAudio, vlc_available
-from roomctl.events import DeviceRef
+from roomctl.events import DeviceRef, LightsChange, MusicChange
 from roomctl.gate import GateState
 from roomctl.library import PresetLibrary
 from roomctl.playlists import parse_playlists
 from roomctl.preset import Preset
 from roomctl.records.worker import RecordRenderer
 from roomctl.room import DriverHealth, LightLook, MusicTarget, PlaylistReport, Safety
-from roomctl.session import Room, SessionRunner
+from roomctl.session import CommandRejected, LightsTarget, Room, SessionRunner
 from roomctl.store import SessionStore, StoreError
 from roomctl.timeline import Status
 
@@ -72,6 +72,11 @@ class RoomController:
     idle_emergency: bool = False
     store: SessionStore | None = None  # the record this room's sessions go to
     recovery_note: str | None = None  # what recovery could not bring back of this room's session
+    # Set by hand while no session runs (before a start, after End); not part of any record.
+    manual_look: LightLook | None = None
+    manual_music: MusicTarget | None = None
+    changing_until: float = 0.0  # a change by hand is under way (a fade) until then
+    _look_before_up: LightLook | None = None
     _listeners: list[Callable[[RoomController], None]] = field(default_factory=list)
 
     def subscribe(self, listener: Callable[[RoomController], None]) -> Callable[[], None]:
@@ -144,6 +149,7 @@ class RoomController:
                     by: DeviceRef | None = None) -> Status:
         status = await self.runner.start(preset, label=label, preset_id=preset_id, by=by)
         self.idle_emergency = False
+        self.manual_look = self.manual_music = self._look_before_up = None
         self.recovery_note = None  # about the session before this one
         return status
 
@@ -153,6 +159,7 @@ class RoomController:
             await self.runner.emergency_on(by=by)
             return
         self.idle_emergency = True
+        self._look_before_up = self.manual_look or self._look_now()
         self.runner.lights_up()
         snap = self.room.audio.snapshot()
         if snap.playlist is not None:
@@ -165,7 +172,87 @@ class RoomController:
             await self.runner.emergency_off(by=by)
             return
         self.idle_emergency = False
+        back, self._look_before_up = self._look_before_up, None
+        if back is not None:  # gently back to how the room looked before, as in a session
+            at = self.runner.clock.now()
+            self.runner.lights_gate.submit(LightsTarget(back, at + self.room.safety.emergency_fade_s))
+            self.changing_until = max(self.changing_until, at + self.room.safety.emergency_fade_s + 1.0)
         self.changed()
+
+    # --- the room by hand, while no session runs ---------------------------------------
+
+    def _no_session(self) -> None:
+        if self.runner.running:
+            raise CommandRejected("a session is running: its own light and music controls apply")
+
+    def set_lights_by_hand(self, change: LightsChange) -> None:
+        """The lights as the therapist sets them with no session running (after End the bulbs
+        would otherwise stay wherever the last phase left them)."""
+        self._no_session()
+        if self.emergency:
+            raise CommandRejected("lights up is on: bring the lights down first")
+        base = self.manual_look or self._look_now() or LightLook(0.0, 2700)
+        colour_temp, colour = base.color_temp, base.color
+        if change.color_temp is not None:
+            colour_temp, colour = change.color_temp, None
+        elif change.color is not None:
+            colour_temp, colour = None, change.color
+        look = LightLook(base.brightness if change.brightness is None else change.brightness,
+                         color_temp=colour_temp, color=colour)
+        self.manual_look = look
+        at = self.runner.clock.now()
+        self.runner.lights_gate.submit(LightsTarget(look, at + change.transition))
+        self.changing_until = max(self.changing_until, at + change.transition + 1.0)
+        self.changed()
+
+    def set_music_by_hand(self, change: MusicChange) -> None:
+        """The music with no session running: the playing playlist, or else the last one the
+        room's session played, at the volume asked (no louder than while lights are up)."""
+        self._no_session()
+        snap = self.room.audio.snapshot()
+        base = self.manual_music
+        if base is None or base.playlist is None:
+            playlist, volume = (snap.playlist, snap.volume) if snap.playlist else self._last_music()
+            if playlist is None:
+                raise CommandRejected("no music to play: no playlist has played in this room yet")
+            base = MusicTarget(playlist, volume, playing=snap.playing if snap.playlist else False)
+        target = MusicTarget(base.playlist, base.volume if change.volume is None else change.volume,
+                             playing=base.playing if change.playing is None else change.playing)
+        self.manual_music = target
+        if self.emergency:
+            target = self.room.safety.emergency_music(target)
+        self.runner.audio_gate.submit(target)
+        if change.skip is not None:
+            direction = change.skip
+            self.runner.audio_gate.run("skip", lambda: self.room.audio.skip(direction))
+        fade_s = max(target.ramp_s, target.fade_in_s)
+        self.changing_until = max(self.changing_until, self.runner.clock.now() + fade_s + 1.0)
+        self.changed()
+
+    def _last_music(self) -> tuple[str | None, float]:
+        """The playlist (and volume) of the last phase with music the last session reached."""
+        session = self.runner.session
+        st = self.runner.current() if session is not None else None
+        if session is None or st is None:
+            return None, 0.0
+        for phase in reversed(session.preset.phases[: st.phase_index + 1]):
+            if phase.music is not None and phase.music.playlist:
+                return phase.music.playlist, phase.music.volume
+        return None, 0.0
+
+    def _look_now(self) -> LightLook | None:
+        """The reachable lights' average look now, or None when none answers."""
+        try:
+            lit = [r for r in self.room.lights.readings() if r.reachable]
+        except Exception:
+            log.exception("room %s: reading the lights failed", self.id)
+            return None
+        if not lit:
+            return None
+        brightness = sum(r.brightness if r.on else 0.0 for r in lit) / len(lit)
+        first = lit[0]
+        colour_temp = None if first.color else min(6500, max(2000, first.color_temp or 2700))
+        return LightLook(round(brightness, 1), color_temp=colour_temp, color=first.color)
 
 
 def _gated(gate: GateState, driver_health: Callable[[], DriverHealth]) -> DriverHealth:

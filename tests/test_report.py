@@ -290,3 +290,13 @@ def test_a_long_session_renders_quickly(tour: Preset) -> None:
     assert min(b - a for a, b in itertools.pairwise(xs)) > 3.8  # a drag: one mark per 4 px
     assert "Lights (" in title_of(marks[0]) and " changes): brightness" in title_of(marks[0])
     assert len(svg) < 200_000
+
+
+def test_fit_fills_whatever_shows_it_with_the_dark_background(tour: Preset) -> None:
+    svg = session_report_svg(tour, tour_events(), width=800, height=300, fit=True)
+    root = parse(svg)
+    assert (root.get("width"), root.get("height"), root.get("viewBox")) == ("100%", "100%", "0 0 800 300")
+    background = root.find("svg:rect", NS)
+    assert background is not None
+    assert float(background.get("x", "0")) < -800 and float(background.get("width", "0")) > 3 * 800
+    assert max(bytes.fromhex(background.get("fill", "#ffffff")[1:])) < 40

@@ -235,10 +235,15 @@ def _attr(value: str) -> str:
 
 
 def session_report_svg(preset: Preset, events: Sequence[Event], safety: Safety | None = None,
-                       *, end_t: float | None = None, width: int = 960, height: int = 360) -> str:
+                       *, end_t: float | None = None, width: int = 960, height: int = 360,
+                       fit: bool = False) -> str:
     """The session as an SVG chart, up to ``end_t`` (clock seconds; by default its last event,
     which for a recorded session is its end: pass now for a live session). The time axis spans
-    at least a minute."""
+    at least a minute.
+
+    ``fit``: sized to whatever shows it (an <img> as wide as its box, or the whole browser
+    window when opened on its own), the dark background reaching every edge, so that a report
+    opened by itself in a dim room is not a small dark picture on a white page."""
     if not events or events[0].kind is not EventKind.STARTED:
         raise ValueError("a session's events begin with 'started'")
     safety = safety or Safety()
@@ -265,11 +270,16 @@ def session_report_svg(preset: Preset, events: Sequence[Event], safety: Safety |
     out: list[str] = []
     add = out.append
     title = f"Session report: {preset.name}"
-    add(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    size = ('width="100%" height="100%" preserveAspectRatio="xMidYMin meet"' if fit
+            else f'width="{width}" height="{height}"')
+    add(f'<svg xmlns="http://www.w3.org/2000/svg" {size} '
         f'viewBox="0 0 {width} {height}" role="img" aria-label={_attr(title)} '
         'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="11">')
     add(f"<title>{escape(title)}</title>")
-    add(f'<rect width="{width}" height="{height}" fill="{_BG}"/>')
+    if fit:  # beyond the picture, to the window's edges: the viewBox does not clip it
+        add(f'<rect x="{-20 * width}" y="{-20 * height}" width="{41 * width}" height="{41 * height}" fill="{_BG}"/>')
+    else:
+        add(f'<rect width="{width}" height="{height}" fill="{_BG}"/>')
     length = units.format_clock(stop - start)
     state = "" if ended_at is not None else " (not ended)"
     add(f'<text x="{_f(px0)}" y="18" fill="{_TEXT_STRONG}" font-size="13">'

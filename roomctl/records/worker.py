@@ -57,7 +57,8 @@ def render(path: str, kind: Kind, session_id: str, safety: Safety | None, end_t:
     if kind == "export.csv":
         return session_csv(stored)
     end = None if stored.ended_at is not None else end_t
-    return session_report_svg(stored.session.preset, stored.session.events, safety, end_t=end)
+    # Sized to whatever shows it, dark to every edge (the tablet's <img>, or a window of its own).
+    return session_report_svg(stored.session.preset, stored.session.events, safety, end_t=end, fit=True)
 
 
 class RecordRenderer:
