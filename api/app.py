@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from api import routes_access, routes_history, routes_presets, routes_rooms
 from api.auth import Auth
 from api.deps import Engine, EngineDep
+from api.docs import add_docs
 from api.hub import RoomHub
 from api.models import ErrorOut, Invalid, ProblemOut
 from api.security import HostCheck, RequireJSON, SecurityHeaders
@@ -25,7 +26,7 @@ from roomctl.clock import Clock
 from roomctl.config import Config
 from roomctl.preset import friendly_message
 from roomctl.service import Service
-from roomctl.store import SessionStore
+from roomctl.store import SessionStore, StoreError
 from roomctl.tls import ServerTLS, service_names
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,8 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
                     "Pair with POST /api/pair, then send the token as `Authorization: Bearer`. "
                     "POST, PUT and PATCH take `Content-Type: application/json`, with or without a body.",
         lifespan=lifespan,
-        # The interactive pages load scripts from a CDN and run inline ones: not under this CSP.
-        docs_url=None, redoc_url=None,
+        docs_url=None,  # served from this machine by add_docs, never from a CDN
+        redoc_url=None,
     )
     app.state.auth = auth
     app.state.tls = tls
@@ -81,6 +82,11 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(validation_body(exc.errors()).model_dump(), status_code=422)
+
+    @app.exception_handler(StoreError)
+    async def record_failing(request: Request, exc: StoreError) -> JSONResponse:
+        # The record cannot be read or written now: its own message, never a bare 500.
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -98,6 +104,7 @@ def create_app(config: Config, *, clock: Clock | None = None, pin: str | None = 
     app.include_router(routes_presets.router)
     app.include_router(routes_history.router)
     routes_rooms.register_ws(app)
+    add_docs(app, STATIC)
     if STATIC.is_dir():
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="tablet")
     # Outermost last: headers on every answer (a refused host's too), then the host check,

@@ -63,14 +63,16 @@ class RoomHub:
     def _live(self) -> bool:
         st = self.ctl.runner.current()
         snap = self.ctl.room.audio.snapshot()
-        return bool((st and not st.ended) or snap.playing or self.ctl.idle_emergency)
+        return bool((st and not st.ended) or snap.playing or self.ctl.idle_emergency
+                    or self.clock.now() < self.ctl.changing_until)
 
     async def _run(self) -> None:
         while True:
             try:
                 timeout = TICK_S if (self._live() and self._clients) else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._dirty.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._dirty.wait()
                 self._dirty.clear()
                 if self._clients:
                     self._publish()

@@ -12,10 +12,11 @@ import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from roomctl.drivers.hue.tls import normalise_fingerprint
 from roomctl.playlists import parse_playlists
 from roomctl.preset import Kelvin, NonNegativeDuration, Percent
 from roomctl.room import Safety
@@ -55,8 +56,10 @@ class LightsConfig(BaseModel):
     bridge: str | None = None  # hue: host or host:port
     username: str | None = None  # hue: else looked up in [hue_bridges."HOST"]
     group: str | None = None  # hue: a group id (preferred)
-    lights: list[str] | None = None  # hue: light ids
+    lights: list[str] | None = None  # hue: light ids (v2 also: light names)
     timeout: NonNegativeDuration = 2.0  # hue: per request
+    outside_changes: Literal["restore", "follow"] = "restore"  # hue v2: a lamp changed elsewhere
+    powerup: Literal["soft-warm", "unchanged"] = "unchanged"  # hue v2: after a power cut
 
     @model_validator(mode="after")
     def _hue_needs(self) -> LightsConfig:
@@ -182,9 +185,29 @@ class AccessConfig(BaseModel):
 
 
 class HueBridgeConfig(BaseModel):
+    """One paired bridge (`roomctl hue pair` writes these)."""
+
     model_config = _STRICT
 
-    username: str
+    username: str  # v1 username, which is also the v2 application key
+    client_key: str | None = None  # from pairing; roomctl itself does not use it
+    api: Literal["v1", "v2"] = "v1"
+    bridge_id: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{16}$")] | None = None
+    certificate_sha256: str | None = None  # the certificate pinned at pairing
+    plain_http: bool = False  # old bridges only: no HTTPS, nothing checked
+
+    @field_validator("certificate_sha256")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_fingerprint(value)
+
+    @model_validator(mode="after")
+    def _trust(self) -> HueBridgeConfig:
+        if not self.plain_http and self.certificate_sha256 is None and self.bridge_id is None:
+            raise ValueError("certificate_sha256: no certificate pinned for this bridge: pair "
+                             "again with `roomctl hue pair` (or set plain_http = true for an "
+                             "old bridge without HTTPS)")
+        return self
 
 
 class Config(BaseModel):
@@ -224,6 +247,10 @@ class Config(BaseModel):
             return room.lights.username
         bridge = self.hue_bridges.get(room.lights.bridge or "")
         return bridge.username if bridge else None
+
+    def hue_bridge(self, room: RoomConfig) -> HueBridgeConfig | None:
+        """The room's bridge as paired (its API version, certificate pin, bridge id)."""
+        return self.hue_bridges.get(room.lights.bridge or "")
 
 
 def room_id(name: str) -> str:

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -107,21 +107,35 @@ class PhaseMusic(BaseModel):
     crossfade: Transition = 8.0
 
 
+class Check(StrEnum):
+    """A structured check a reminder asks for (recorded, never judged: roomctl gives no advice)."""
+
+    VITALS = "vitals"  # blood pressure, heart rate, SpO2 and the clinic's own observations
+
+
 class Cue(BaseModel):
-    """A reminder for the therapist, due `at` after the phase starts or `since_dose` after the
-    dose. Shown on the tablet only; never a sound in the room."""
+    """A reminder for the therapist, due `at` after the phase starts, `since_dose` after the
+    first dose or `since_last_dose` after the latest one. Shown on the tablet only; never a
+    sound in the room. With `check: vitals` it asks for the vitals to be recorded."""
 
     model_config = _STRICT
 
     at: NonNegativeDuration | None = None
     since_dose: NonNegativeDuration | None = None
+    since_last_dose: NonNegativeDuration | None = None
     text: Annotated[str, Field(min_length=1, max_length=200)]
+    check: Check | None = None
 
     @model_validator(mode="after")
     def _one_anchor(self) -> Cue:
-        if (self.at is None) == (self.since_dose is None):
-            raise ValueError("give exactly one of at or since_dose")
+        anchors = [a for a in (self.at, self.since_dose, self.since_last_dose) if a is not None]
+        if len(anchors) != 1:
+            raise ValueError("give exactly one of at, since_dose or since_last_dose")
         return self
+
+    @property
+    def dose_timed(self) -> bool:
+        return self.since_dose is not None or self.since_last_dose is not None
 
 
 class Phase(BaseModel):
@@ -179,6 +193,85 @@ def _timing_problems(
     return problems
 
 
+ObservationId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_]*$", max_length=30)]
+
+
+class Observation(BaseModel):
+    """One of the clinic's own observation fields in a vitals check (e.g. sedation, dissociation)."""
+
+    model_config = _STRICT
+
+    id: ObservationId
+    label: Annotated[str, Field(min_length=1, max_length=60)]
+    kind: Literal["yes_no", "scale"] = "scale"
+    scale: tuple[int, int] = (0, 5)  # for a scale: lowest and highest value
+    flag_from: int | None = None  # a value at or above this is highlighted (yes_no: yes = 1)
+
+    @model_validator(mode="after")
+    def _scale(self) -> Observation:
+        low, high = self.scale
+        if not low < high <= 100:
+            raise ValueError("scale: give [lowest, highest], lowest below highest")
+        return self
+
+
+class Range(BaseModel):
+    """Values outside [low, high] are highlighted until acknowledged: the clinic's thresholds."""
+
+    model_config = _STRICT
+
+    low: float | None = None
+    high: float | None = None
+
+
+class Ranges(BaseModel):
+    model_config = _STRICT
+
+    systolic: Range | None = None  # mmHg
+    diastolic: Range | None = None  # mmHg
+    heart_rate: Range | None = None  # beats per minute
+    spo2: Range | None = None  # percent
+
+
+class CheckLook(BaseModel):
+    """While a vitals check is due: the lights lift a little and the music dips, gently; recording
+    the vitals (or skipping the check) returns the room to the phase."""
+
+    model_config = _STRICT
+
+    brightness: Percent  # the lights come up to at least this (never dimmed for a check)
+    color_temp: Kelvin | None = None
+    color: HexColor | None = None
+    music_volume: Percent | None = None  # at most this loud while the check is due
+    transition: Transition = 20.0
+
+    @model_validator(mode="after")
+    def _one_colour(self) -> CheckLook:
+        if self.color is not None and self.color_temp is not None:
+            raise ValueError("set either color or color_temp, not both")
+        return self
+
+
+class Monitoring(BaseModel):
+    """What the clinic records along the session (doses, vitals) and how the room helps."""
+
+    model_config = _STRICT
+
+    observe_after_last_dose: PositiveDuration | None = None  # ending earlier asks for a reason
+    check_look: CheckLook | None = None
+    observations: Annotated[tuple[Observation, ...], Field(max_length=12)] = ()
+    ranges: Ranges = Field(default_factory=Ranges)
+
+    @field_validator("observations", mode="after")
+    @classmethod
+    def _unique(cls, observations: tuple[Observation, ...]) -> tuple[Observation, ...]:
+        ids = [o.id for o in observations]
+        for i, oid in enumerate(ids):
+            if oid in ids[:i] or oid in ("systolic", "diastolic", "heart_rate", "spo2"):
+                raise ValueError(f"observation id '{oid}' is used twice")
+        return observations
+
+
 class Preset(BaseModel):
     """A session's shape: phases in order, each with lights, music and reminders."""
 
@@ -187,6 +280,7 @@ class Preset(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=80)]
     description: Annotated[str, Field(max_length=2000)] = ""
     phases: Annotated[tuple[Phase, ...], Field(min_length=1, max_length=MAX_PHASES)]
+    monitoring: Monitoring | None = None
 
     @field_validator("phases", mode="after")
     @classmethod
@@ -231,12 +325,14 @@ class _PhaseOutline:
     is_dosing: bool
     planned_s: float | None
     dose_cues: tuple[tuple[int, float], ...]  # (cue index, since_dose seconds)
+    last_dose_cues: tuple[int, ...] = ()  # cue indexes timed since_last_dose
 
 
 def _dose_cue_problems(phases: tuple[Phase, ...]) -> list[str]:
     return _outline_problems([
         _PhaseOutline(p.id, p.kind is PhaseKind.DOSING, p.planned_s,
-                      tuple((i, c.since_dose) for i, c in enumerate(p.cues) if c.since_dose is not None))
+                      tuple((i, c.since_dose) for i, c in enumerate(p.cues) if c.since_dose is not None),
+                      tuple(i for i, c in enumerate(p.cues) if c.since_last_dose is not None))
         for p in phases
     ])
 
@@ -250,6 +346,10 @@ def _outline_problems(phases: list[_PhaseOutline]) -> list[str]:
     for p in phases:
         starts.append(t)
         t += p.planned_s or 0.0
+    for phase in phases:
+        for ci in phase.last_dose_cues:
+            if dose_i is None:
+                problems.append(f"phase '{phase.id}': cues[{ci}].since_last_dose: the preset has no dosing phase")
     for pi, phase in enumerate(phases):
         for ci, since_dose in phase.dose_cues:
             where = f"phase '{phase.id}': cues[{ci}].since_dose"
@@ -310,7 +410,10 @@ def _raw_rule_problems(data: dict[str, Any], file: str) -> list[PresetProblem]:
         cues: list[Any] = raw_cues if isinstance(raw_cues, list) else []
         ats: list[tuple[int, float]] = []
         dose: list[tuple[int, float]] = []
+        last_dose: list[int] = []
         for ci, c in enumerate(cues):
+            if isinstance(c, dict) and "since_last_dose" in c:
+                last_dose.append(ci)
             if isinstance(c, dict) and "at" in c and (at := _raw_seconds(c["at"])) is not None:
                 ats.append((ci, at))
             if isinstance(c, dict) and "since_dose" in c:
@@ -324,7 +427,7 @@ def _raw_rule_problems(data: dict[str, Any], file: str) -> list[PresetProblem]:
                     continue  # a duration is given but invalid: its own problem says why
                 out.append(PresetProblem(file, pid, fld, text))
         length = duration if advance is Advance.AUTO else planned
-        outlines.append(_PhaseOutline(pid, raw.get("kind") == "dosing", length, tuple(dose)))
+        outlines.append(_PhaseOutline(pid, raw.get("kind") == "dosing", length, tuple(dose), tuple(last_dose)))
     out.extend(PresetProblem(file, None, None, msg) for msg in _outline_problems(outlines))
     return out
 
@@ -369,6 +472,8 @@ class PresetError(ValueError):
 
 _MODEL_FIELDS: dict[str, type[BaseModel]] = {
     "": Preset, "phases": Phase, "lights": PhaseLights, "music": PhaseMusic, "cues": Cue,
+    "monitoring": Monitoring, "check_look": CheckLook, "observations": Observation, "ranges": Ranges,
+    "systolic": Range, "diastolic": Range, "heart_rate": Range, "spo2": Range,
 }
 
 

@@ -125,6 +125,17 @@ def seconds_to_ds(seconds: float) -> int:
     return max(0, round(seconds * 10))
 
 
+def ds_to_seconds(ds: float) -> float:
+    """Hue transitiontime (100 ms units) -> seconds."""
+    return ds / 10
+
+
+def seconds_to_ms(seconds: float) -> int:
+    """Seconds -> milliseconds (Hue v2 ``dynamics.duration``), in whole 100 ms steps as the
+    bridge keeps them."""
+    return max(0, round(seconds * 10)) * 100
+
+
 def hex_to_rgb(color: str) -> tuple[int, int, int]:
     c = color.lstrip("#")
     return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)

@@ -162,6 +162,50 @@ def test_commands_with_no_session_are_409(api: httpx.Client) -> None:
         assert "no session" in r.json()["detail"]
 
 
+def wait_for(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.05)
+
+
+def lights_now(api: httpx.Client) -> list[float]:
+    return [light["brightness"] if light["on"] else 0.0
+            for light in api.get("/api/rooms/room-1/state").json()["lights"]["lights"]]
+
+
+def test_the_room_by_hand_before_a_start_and_after_end(api: httpx.Client) -> None:
+    r = api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 30, "color_temp": 2700, "transition": 0}})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: lights_now(api) == [30.0] * len(lights_now(api)))
+    r = api.post("/api/rooms/room-1/by-hand", json={"music": {"playing": True}})
+    assert r.status_code == 409 and "no playlist" in r.json()["detail"]
+    assert api.post("/api/rooms/room-1/by-hand", json={}).status_code == 422
+    assert api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 140}}).status_code == 422
+
+    start(api)
+    r = api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 10}})
+    assert r.status_code == 409 and "session is running" in r.json()["detail"]
+    api.post("/api/rooms/room-1/session/end")
+    # After End the bulbs no longer stay where the last phase left them: room off, room soft.
+    assert api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 0, "transition": 0}}).status_code == 200
+    wait_for(lambda: max(lights_now(api)) == 0.0)
+    assert api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 25, "transition": 0},
+                                                         "music": {"playing": True, "volume": 20}}).status_code == 200
+    wait_for(lambda: min(lights_now(api)) == 25.0)
+    music = api.get("/api/rooms/room-1/state").json()["music"]
+    assert music["playlist"] == "arrival" and music["playing"] is True  # the last playlist the session played
+
+    # Lights up with no session: lights by hand wait until it is released, which goes back gently.
+    assert api.post("/api/rooms/room-1/emergency", json={"on": True}).status_code == 200
+    r = api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 5}, "music": {"volume": 5}})
+    assert r.status_code == 409 and "lights up" in r.json()["detail"]
+    assert api.get("/api/rooms/room-1/state").json()["music"]["playing"] is True, "refused whole"
+    wait_for(lambda: min(lights_now(api)) > 90)
+    assert api.post("/api/rooms/room-1/emergency", json={"on": False}).status_code == 200
+    wait_for(lambda: max(lights_now(api)) == 25.0, timeout_s=20)
+
+
 def test_start_reports_preflight_and_refuses_a_second_session(api: httpx.Client) -> None:
     body = start(api, "tour")
     assert body["state"]["session"]["phase"]["id"] == "preparation"

@@ -39,6 +39,17 @@ def test_the_example_config_is_valid_and_complete() -> None:
     ({"rooms": [{"name": "A"}], "listen": {"tls": "sometimes"}}, "listen.tls:"),
     ({"rooms": [{"name": "A"}], "pin": "123456", "access": {"admin_pin": "123456"}}, "must differ from pin"),
     ({"rooms": [{"name": "A"}], "access": {"token_idle_days": 0}}, "access.token_idle_days:"),
+    ({"rooms": [{"name": "A"}], "hue_bridges": {"10.0.0.2": {"username": "u"}}},
+     'hue_bridges.10.0.0.2: certificate_sha256: no certificate pinned for this bridge: pair '
+     'again with `roomctl hue pair`'),
+    ({"rooms": [{"name": "A"}], "hue_bridges": {"10.0.0.2": {
+        "username": "u", "certificate_sha256": "AB:CD"}}},
+     "hue_bridges.10.0.0.2.certificate_sha256: 'AB:CD' is not a SHA-256 fingerprint"),
+    ({"rooms": [{"name": "A"}], "hue_bridges": {"10.0.0.2": {
+        "username": "u", "plain_http": True, "api": "v3"}}}, "hue_bridges.10.0.0.2.api:"),
+    ({"rooms": [{"name": "A", "lights": {"kind": "hue", "bridge": "b", "group": "1",
+                                         "outside_changes": "ignore"}}]},
+     "rooms[0] ('A').lights.outside_changes:"),
 ])
 def test_mistakes_name_their_key(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as err:

@@ -108,7 +108,7 @@ def config(data: Path, bridge: HueBridgeEmulator, audio: dict[str, Any] | None =
             {"name": "B", "audio": {"kind": "simulated"}},
         ],
         "data_dir": str(data), "pin": PIN, "driver_time_limit": TIME_LIMIT_S,
-        "hue_bridges": {bridge.host: {"username": DEFAULT_USER}},
+        "hue_bridges": {bridge.host: {"username": DEFAULT_USER, "plain_http": True}},
     })
 
 

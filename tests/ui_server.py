@@ -50,6 +50,40 @@ phases:
     music: {playlist: return, volume: 35}
 """
 
+# A dosing phase between two manual phases (for Undo and the dose clock), then a journey whose
+# two reminders come due 1 s and 2 s in (for the night-mode suggestion beside reminders).
+UI_DOSE_PRESET = """\
+name: UI dose
+description: A preset for the tablet's tests with a dosing phase and a journey with two quick reminders.
+phases:
+  - id: arrive
+    kind: preparation
+    title: Arrive
+    advance: manual
+    planned: 5m
+    lights: {brightness: 50, color_temp: 2700K, transition: 1s}
+    music: {playlist: arrival, volume: 40, fade_in: 2s}
+  - id: dose
+    kind: dosing
+    title: Dosing
+    advance: manual
+    planned: 10m
+    lights: {brightness: 35, color_temp: 2400K, transition: 1s}
+  - id: journey
+    kind: journey
+    title: Journey
+    duration: 20m
+    lights: {brightness: 15, color: "#ff8a3d", transition: 1s}
+    music: {playlist: journey, volume: 45, crossfade: 2s}
+    cues:
+      - {at: 1s, text: Check blood pressure}
+      - {at: 2s, text: Offer water}
+  - id: return
+    kind: return
+    duration: 10m
+    lights: {brightness: 45, color_temp: 2700K, transition: 1m}
+"""
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
