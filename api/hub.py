@@ -63,14 +63,16 @@ class RoomHub:
     def _live(self) -> bool:
         st = self.ctl.runner.current()
         snap = self.ctl.room.audio.snapshot()
-        return bool((st and not st.ended) or snap.playing or self.ctl.idle_emergency)
+        return bool((st and not st.ended) or snap.playing or self.ctl.idle_emergency
+                    or self.clock.now() < self.ctl.changing_until)
 
     async def _run(self) -> None:
         while True:
             try:
                 timeout = TICK_S if (self._live() and self._clients) else None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._dirty.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._dirty.wait()
                 self._dirty.clear()
                 if self._clients:
                     self._publish()
@@ -90,3 +92,47 @@ class RoomHub:
 
     def disconnect(self, q: asyncio.Queue[str]) -> None:
         self._clients.discard(q)
+
+
+class DeviceSockets:
+    """The open WebSockets of each paired device, so that revoking a device closes them at
+    once. `close_device` may be called from any thread (a revocation in the threadpool)."""
+
+    def __init__(self) -> None:
+        self._by_device: dict[str, set[asyncio.Event]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, device_id: str) -> asyncio.Event:
+        """An event set when ``device_id`` is revoked; `unwatch` it when the socket closes."""
+        self._loop = asyncio.get_running_loop()
+        revoked = asyncio.Event()
+        self._by_device.setdefault(device_id, set()).add(revoked)
+        return revoked
+
+    def unwatch(self, device_id: str, revoked: asyncio.Event) -> None:
+        events = self._by_device.get(device_id)
+        if events is not None:
+            events.discard(revoked)
+            if not events:
+                del self._by_device[device_id]
+
+    def open_count(self, device_id: str) -> int:
+        return len(self._by_device.get(device_id, ()))
+
+    def close_device(self, device_id: str) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def close() -> None:
+            for revoked in list(self._by_device.get(device_id, ())):
+                revoked.set()
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            close()
+        else:
+            loop.call_soon_threadsafe(close)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from api.auth import Role
 from api.state import RoomState
+from roomctl.events import LightsChange, MusicChange, Vitals
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -43,13 +45,36 @@ class PairIn(BaseModel):
 class PairOut(BaseModel):
     token: str
     token_id: str
+    role: Role
 
 
-class TokenOut(BaseModel):
+class DeviceOut(BaseModel):
+    """A paired device as the settings screen lists it."""
+
     id: str
-    label: str
+    name: str
+    role: Role
     created_at: float
     last_seen: float | None = None
+    address: str | None = None  # where it was last used from
+    this: bool = False  # the device asking
+
+
+class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Room 1 iPad"}]})
+
+    name: Annotated[str, Field(min_length=1, max_length=80)] | None = None
+    role: Role | None = None  # an admin's change only
+
+
+class TlsOut(BaseModel):
+    """How the tablet reaches roomctl: what to install and the fingerprint to compare with
+    the one `roomctl serve` printed."""
+
+    https: bool
+    ca_url: str | None = None  # the local certificate authority, to install once per tablet
+    ca_fingerprint: str | None = None  # SHA-256
+    certificate_expires: float | None = None  # epoch seconds; renewed before
 
 
 class StartIn(BaseModel):
@@ -63,7 +88,7 @@ class StartIn(BaseModel):
 class ExtendIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"seconds": 300}]})
 
-    seconds: Annotated[float, Field(gt=0, le=4 * 3600)] = 300.0
+    seconds: Annotated[float, Field(strict=True, gt=0, le=4 * 3600)] = 300.0  # a number: "300" is refused
 
 
 class JumpIn(BaseModel):
@@ -75,7 +100,7 @@ class JumpIn(BaseModel):
 class EmergencyIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"on": True}]})
 
-    on: bool
+    on: StrictBool  # true or false: 0, 1 and "yes" are refused
 
 
 class AckIn(BaseModel):
@@ -84,6 +109,32 @@ class AckIn(BaseModel):
 
     cue: Annotated[str, Field(min_length=1, max_length=100)]
     note: Annotated[str, Field(max_length=500)] | None = None
+    skipped: bool = False  # a vitals check skipped: the note says why
+
+
+class VitalsIn(BaseModel):
+    """A vitals check, answering a reminder (``cue``) or at any time."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"vitals": {"systolic": 128, "diastolic": 82, "heart_rate": 74, "spo2": 98,
+                    "observations": {"sedation": 1}}, "cue": "journey/0"}]})
+
+    vitals: Vitals
+    cue: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+
+class AlertAckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"alert": "vitals/2"}]})
+
+    alert: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class EndIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "client stable and collected by a relative"}]})
+
+    reason: Annotated[str, Field(min_length=1, max_length=300)] | None = None
 
 
 class PlaylistOut(BaseModel):
@@ -151,3 +202,20 @@ class DuplicateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Annotated[str, Field(max_length=60)] | None = None
+
+
+class ByHandIn(BaseModel):
+    """The room's lights and music set by hand while no session runs (before a start, after End)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"lights": {"brightness": 30, "color_temp": 2700, "transition": 10}},
+        {"lights": {"brightness": 0, "transition": 10}, "music": {"playing": False}}]})
+
+    lights: LightsChange | None = None
+    music: MusicChange | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ByHandIn:
+        if self.lights is None and self.music is None:
+            raise ValueError("give lights, music or both")
+        return self

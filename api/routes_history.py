@@ -1,7 +1,14 @@
 """The record: past sessions per room, their events, exports, a report picture, retention.
 
 Plain `def` routes: they read files, parse YAML or query the store, so FastAPI runs them in
-its threadpool, never on the event loop that runs the rooms."""
+its threadpool, never on the event loop that runs the rooms. Reads use the store's reading
+connections (never the lock its writes take), and the report and the CSV export, which replay
+a whole session, are drawn in a worker process (`roomctl.records.worker`): pure Python work
+in a thread would hold the interpreter lock against the loop.
+
+A session whose record cannot be read back is listed with ``damaged`` saying why, and its
+detail and exports answer 409 with that reason; its damaged events are named in ``damaged``
+and left out. A store that cannot be read answers 503 with its message (`api.app`)."""
 
 from __future__ import annotations
 
@@ -11,17 +18,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Authed, Engine, EngineDep
+from api.deps import AdminDevice, Authed, Engine, EngineDep
 from api.models import ErrorOut, Responses
-from roomctl.records.export import session_csv, session_json
-from roomctl.records.report import session_report_svg
-from roomctl.store import SessionStore, SessionSummary, StoredSession
+from roomctl.records.export import session_json
+from roomctl.records.monitoring import monitoring_csv, monitoring_html, monitoring_record
+from roomctl.records.worker import Kind
+from roomctl.store import DamagedSession, SessionStore, SessionSummary, StoredSession
 
 router = APIRouter(prefix="/api/sessions", tags=["history"],
                    responses={401: {"model": ErrorOut, "description": "not paired"},
-                              409: {"model": ErrorOut, "description": "no record is kept, or the "
-                                    "session is running"}})
+                              409: {"model": ErrorOut, "description": "no record is kept, the "
+                                    "session is running, or its record is damaged"},
+                              503: {"model": ErrorOut, "description": "the record cannot be read now"}})
 E404: Responses = {404: {"model": ErrorOut, "description": "no such session"}}
+ADMIN: Responses = {403: {"model": ErrorOut, "description": "only a clinic admin may do this"}}
 
 
 class SessionSummaryOut(BaseModel):
@@ -34,11 +44,13 @@ class SessionSummaryOut(BaseModel):
     end_reason: str | None = None
     duration_s: float | None = None
     event_count: int
+    damaged: str | None = None  # why this session cannot be read back (None: it can)
 
 
 class SessionDetailOut(SessionSummaryOut):
     preset: dict[str, Any]
     events: list[dict[str, Any]]
+    damaged_events: list[str] = []  # records of it that could not be read, left out of events
 
 
 class LabelIn(BaseModel):
@@ -50,7 +62,7 @@ class LabelIn(BaseModel):
 class PurgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"older_than_days": 365}]})
 
-    older_than_days: Annotated[float, Field(gt=0, le=36500)]
+    older_than_days: Annotated[float, Field(strict=True, ge=1, le=36500)]  # a day at least: today's records stay
 
 
 class PurgeOut(BaseModel):
@@ -71,10 +83,32 @@ def _summary(eng: Engine, session_id: str) -> SessionSummary:
 
 
 def _stored(eng: Engine, session_id: str) -> StoredSession:
-    stored = _store(eng).get(session_id)
+    try:
+        stored = _store(eng).get(session_id)
+    except DamagedSession as err:
+        raise HTTPException(409, str(err)) from None
     if stored is None:
         raise HTTPException(404, f"no session '{session_id}'")
     return stored
+
+
+def _rendered(eng: Engine, session_id: str, kind: Kind) -> str:
+    store = _store(eng)
+    stored = store.summary(session_id)
+    if stored is None:
+        raise HTTPException(404, f"no session '{session_id}'")
+    ctl = eng.service.rooms.get(stored.room)
+    safety = ctl.room.safety if ctl else None
+    end_t = None if stored.ended_at is not None else eng.service.clock.now()
+    records = eng.service.records
+    assert records is not None  # a store is kept (checked above), so it has its renderer
+    try:
+        text = records.render(kind, session_id, safety, end_t)
+    except DamagedSession as err:
+        raise HTTPException(409, str(err)) from None
+    if text is None:
+        raise HTTPException(404, f"no session '{session_id}'")
+    return text
 
 
 def _running(eng: Engine, session_id: str) -> bool:
@@ -94,9 +128,10 @@ def list_sessions(eng: EngineDep, _: Authed, room: Annotated[str | None, Query(m
             summary="A session with its preset snapshot and every event")
 def get_session(session_id: str, eng: EngineDep, _: Authed) -> SessionDetailOut:
     summary = _summary(eng, session_id)
-    data = session_json(_stored(eng, session_id))
+    stored = _stored(eng, session_id)
+    data = session_json(stored)
     return SessionDetailOut(**SessionSummaryOut.model_validate(summary, from_attributes=True).model_dump(),
-                            preset=data["preset"], events=data["events"])
+                            preset=data["preset"], events=data["events"], damaged_events=list(stored.damaged))
 
 
 @router.get("/{session_id}/export.json", responses=E404, summary="The whole record as JSON")
@@ -110,7 +145,7 @@ def export_json(session_id: str, eng: EngineDep, _: Authed) -> Response:
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "one row per event"},
     **E404}, summary="The events as CSV: session time, wall time, kind, phase, details, note")
 def export_csv(session_id: str, eng: EngineDep, _: Authed) -> Response:
-    return Response(session_csv(_stored(eng, session_id)), media_type="text/csv",
+    return Response(_rendered(eng, session_id, "export.csv"), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="session-{session_id}.csv"'})
 
 
@@ -118,12 +153,24 @@ def export_csv(session_id: str, eng: EngineDep, _: Authed) -> Response:
     200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}, "description": "the report"},
     **E404}, summary="The session as a picture: phases, brightness, volume, adjustments, reminders")
 def report(session_id: str, eng: EngineDep, _: Authed) -> Response:
-    stored = _stored(eng, session_id)
-    ctl = eng.service.rooms.get(stored.room)
-    safety = ctl.room.safety if ctl else None
-    end_t = None if stored.ended_at is not None else eng.service.clock.now()
-    svg = session_report_svg(stored.session.preset, stored.session.events, safety, end_t=end_t)
-    return Response(svg, media_type="image/svg+xml")
+    return Response(_rendered(eng, session_id, "report.svg"), media_type="image/svg+xml")
+
+
+@router.get("/{session_id}/monitoring.html", response_class=Response, responses={
+    200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "a printable page"},
+    **E404}, summary="The monitoring record: doses, vitals, observation, who was there (to print)")
+def monitoring_page(session_id: str, eng: EngineDep, _: Authed) -> Response:
+    record = monitoring_record(_stored(eng, session_id), eng.service.clock.now())
+    return Response(monitoring_html(record), media_type="text/html")
+
+
+@router.get("/{session_id}/monitoring.csv", response_class=Response, responses={
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "one row per record"},
+    **E404}, summary="The monitoring record as CSV")
+def monitoring_export(session_id: str, eng: EngineDep, _: Authed) -> Response:
+    record = monitoring_record(_stored(eng, session_id), eng.service.clock.now())
+    return Response(monitoring_csv(record), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="monitoring-{session_id}.csv"'})
 
 
 @router.patch("/{session_id}", response_model=SessionSummaryOut, responses=E404,
@@ -134,8 +181,9 @@ def set_label(session_id: str, body: LabelIn, eng: EngineDep, _: Authed) -> Sess
     return SessionSummaryOut.model_validate(_summary(eng, session_id), from_attributes=True)
 
 
-@router.delete("/{session_id}", status_code=204, responses=E404, summary="Delete a session's record")
-def delete_session(session_id: str, eng: EngineDep, _: Authed) -> Response:
+@router.delete("/{session_id}", status_code=204, responses={**E404, **ADMIN},
+               summary="Delete a session's record (a clinic admin)")
+def delete_session(session_id: str, eng: EngineDep, _: AdminDevice) -> Response:
     _summary(eng, session_id)
     if _running(eng, session_id):
         raise HTTPException(409, "the session is running: end it first")
@@ -143,6 +191,7 @@ def delete_session(session_id: str, eng: EngineDep, _: Authed) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/purge", response_model=PurgeOut, summary="Delete ended sessions older than N days")
-def purge(body: PurgeIn, eng: EngineDep, _: Authed) -> PurgeOut:
+@router.post("/purge", response_model=PurgeOut, responses=ADMIN,
+             summary="Delete ended sessions older than N days (a clinic admin)")
+def purge(body: PurgeIn, eng: EngineDep, _: AdminDevice) -> PurgeOut:
     return PurgeOut(deleted=_store(eng).purge_older_than(body.older_than_days, eng.service.clock.now()))

@@ -22,7 +22,7 @@ from api.models import (
     ValidateOut,
     YamlIn,
 )
-from roomctl.library import PRESET_ID, PresetEntry, PresetExists, PresetNotFound, PresetReadOnly
+from roomctl.library import PresetEntry, PresetExists, PresetLimit, PresetNotFound, PresetReadOnly, valid_id
 from roomctl.preset import Preset, PresetError, PresetProblem, parse_preset, parse_preset_yaml, preset_to_yaml
 from roomctl.records.chart import Chart, chart
 
@@ -135,7 +135,7 @@ def create(body: PresetBody, eng: EngineDep, _: Authed,
 
 
 def _save(eng: EngineDep, preset_id: str, preset: Preset, *, create: bool) -> PresetOut:
-    if not PRESET_ID.match(preset_id):
+    if not valid_id(preset_id):
         raise HTTPException(400, f"preset id '{preset_id}' must be lower-case letters, digits and -")
     try:
         return _out(eng.service.library.save(preset_id, preset, create=create))
@@ -143,6 +143,8 @@ def _save(eng: EngineDep, preset_id: str, preset: Preset, *, create: bool) -> Pr
         raise HTTPException(403, f"'{preset_id}' is a bundled preset: duplicate it to change it") from None
     except PresetExists:
         raise HTTPException(409, f"a preset '{preset_id}' exists already") from None
+    except PresetLimit as err:
+        raise HTTPException(409, str(err)) from None
     except PresetNotFound:
         raise HTTPException(404, f"no preset '{preset_id}'") from None
 
@@ -221,9 +223,11 @@ def duplicate(preset_id: str, eng: EngineDep, _: Authed,
     if entry.preset is None:
         raise HTTPException(409, f"preset '{preset_id}' has problems: {entry.problems[0]}")
     new_id = body.id if body and body.id else None
-    if new_id is not None and not PRESET_ID.match(new_id):
+    if new_id is not None and not valid_id(new_id):
         raise HTTPException(400, f"preset id '{new_id}' must be lower-case letters, digits and -")
     try:
         return _out(eng.service.library.duplicate(preset_id, new_id))
     except PresetExists:
         raise HTTPException(409, f"a preset '{new_id}' exists already") from None
+    except PresetLimit as err:
+        raise HTTPException(409, str(err)) from None

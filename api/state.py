@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from roomctl.room import AudioSnapshot, LightLook, LightReading
+from roomctl.drivers.base import SeesOutsideChanges
+from roomctl.preset import Preset
+from roomctl.records.report import event_text
+from roomctl.room import AudioSnapshot, LightLook, LightReading, OutsideChange
 from roomctl.service import RoomController
-from roomctl.timeline import CueState, Status
+from roomctl.timeline import CueState, Status, VitalsState
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,6 +48,7 @@ class LightOut(BaseModel):
 
 
 class LightsOut(BaseModel):
+    outside_changes: list[str] = []  # lamps changed outside roomctl in this phase, and what was done
     target: Look | None = None
     fade_remaining_s: float = 0.0
     overridden: bool = False
@@ -86,11 +90,49 @@ class CueOut(BaseModel):
     due_at: float
     acknowledged_at: float | None = None
     note: str | None = None
+    check: str | None = None  # "vitals": this reminder asks for a vitals check
+    skipped: bool = False
+    vitals: str | None = None  # the vitals record that answered it
 
     @classmethod
     def of(cls, c: CueState) -> CueOut:
         return cls(id=c.id, phase=c.phase, text=c.text, due_at=c.due_at,
-                   acknowledged_at=c.acknowledged_at, note=c.note)
+                   acknowledged_at=c.acknowledged_at, note=c.note, check=c.check, skipped=c.skipped,
+                   vitals=c.vitals)
+
+
+class DoseOut(BaseModel):
+    n: int
+    given_at: float
+    recorded_at: float
+    route: str | None = None
+    amount: str | None = None
+    by: str | None = None
+
+
+class VitalsOut(BaseModel):
+    id: str
+    at: float
+    values: dict[str, int]
+    cue: str | None = None
+    note: str | None = None
+    flagged: list[str]
+    by: str | None = None
+    acknowledged_at: float | None = None
+
+    @classmethod
+    def of(cls, v: VitalsState) -> VitalsOut:
+        return cls(id=v.id, at=v.at, values=v.values, cue=v.cue, note=v.note, flagged=list(v.flagged),
+                   by=v.by, acknowledged_at=v.acknowledged_at)
+
+
+class RecordedEventOut(BaseModel):
+    """An event as the record holds it: after a restart, the last one recorded before it (the
+    command a tablet may not have heard back about was recorded when it is this one)."""
+
+    kind: str
+    at: float
+    text: str
 
 
 class SessionOut(BaseModel):
@@ -109,11 +151,20 @@ class SessionOut(BaseModel):
     remaining_s: float | None = None
     countdown_s: float | None = None  # remaining time of an auto phase, frozen while held
     held: bool
-    time_since_dose_s: float | None = None
+    time_since_dose_s: float | None = None  # since the first dose (or the dosing phase's start)
+    time_since_last_dose_s: float | None = None
+    doses: list[DoseOut] = []
+    observe_until: float | None = None  # the observation window ends (epoch seconds)
+    vitals: list[VitalsOut] = []
+    alerts: list[VitalsOut] = []  # highlighted values nobody has acknowledged yet
+    check_active: bool = False  # the room shows the gentle check look
+    monitoring: dict[str, Any] | None = None  # the preset's monitoring settings (fields, ranges)
     emergency: bool
     cues_due: list[CueOut]
     cues_acknowledged: list[CueOut]
+    next_cue: CueOut | None = None  # the next reminder to come due
     recovered_at: float | None = None
+    recovered_last: RecordedEventOut | None = None
 
 
 class LightsUpOut(BaseModel):
@@ -135,6 +186,7 @@ class RoomState(BaseModel):
     lights_up: LightsUpOut | None = None  # while Lights up is on
     lights: LightsOut
     music: MusicOut
+    record: Health = Health(ok=True)  # the session record: can it be written now?
     degraded: list[str]
 
 
@@ -156,11 +208,29 @@ def session_out(ctl: RoomController, st: Status) -> SessionOut:
         countdown_s=None if st.countdown_s is None else round(st.countdown_s, 3),
         held=st.held,
         time_since_dose_s=None if st.time_since_dose_s is None else round(st.time_since_dose_s, 3),
+        time_since_last_dose_s=None if st.time_since_last_dose_s is None else round(st.time_since_last_dose_s, 3),
+        doses=[DoseOut(n=d.n, given_at=d.given_at, recorded_at=d.recorded_at, route=d.route, amount=d.amount,
+                       by=d.by) for d in st.doses],
+        observe_until=st.observe_until,
+        vitals=[VitalsOut.of(v) for v in st.vitals],
+        alerts=[VitalsOut.of(v) for v in st.alerts],
+        check_active=st.check_active,
+        monitoring=(session.preset.monitoring.model_dump(mode="json", exclude_none=True)
+                    if session.preset.monitoring is not None else None),
         emergency=ctl.runner.emergency,
         cues_due=[CueOut.of(c) for c in st.cues_due],
         cues_acknowledged=[CueOut.of(c) for c in st.cues_acknowledged],
+        next_cue=CueOut.of(st.next_cue) if st.next_cue is not None else None,
         recovered_at=ctl.runner.recovered_at,
+        recovered_last=_recorded(ctl, session.preset),
     )
+
+
+def _recorded(ctl: RoomController, preset: Preset) -> RecordedEventOut | None:
+    last = ctl.runner.recovered_last
+    if last is None:
+        return None
+    return RecordedEventOut(kind=last.kind.value, at=last.at, text=event_text(last, preset))
 
 
 def _safe(what: str, read: Callable[[], T], fallback: T) -> T:
@@ -170,6 +240,14 @@ def _safe(what: str, read: Callable[[], T], fallback: T) -> T:
     except Exception:
         log.exception("reading the %s failed", what)
         return fallback
+
+
+def _outside_changes(ctl: RoomController) -> list[str]:
+    lights = ctl.room.lights
+    if not isinstance(lights, SeesOutsideChanges):
+        return []
+    none: tuple[OutsideChange, ...] = ()
+    return [c.describe() for c in _safe("outside changes", lights.outside_changes, none)][-5:]
 
 
 def room_state(ctl: RoomController, seq: int, now: float) -> RoomState:
@@ -186,7 +264,8 @@ def room_state(ctl: RoomController, seq: int, now: float) -> RoomState:
             degraded.append(detail if detail.startswith(part) else f"{part}: {detail}")
     if ctl.audio_note:
         degraded.append(ctl.audio_note)
-    for problem in (runner.timeline_error, runner.task_error):
+    record = ctl.record_problem()
+    for problem in (runner.timeline_error, runner.task_error, ctl.recovery_note, record):
         if problem:
             degraded.append(problem)
     active = st is not None and not st.ended and runner.timeline_error is None
@@ -206,6 +285,7 @@ def room_state(ctl: RoomController, seq: int, now: float) -> RoomState:
         emergency=ctl.emergency,
         lights_up=lights_up,
         lights=LightsOut(
+            outside_changes=_outside_changes(ctl),
             target=Look.of(st.light_target) if active and st else None,
             fade_remaining_s=round(st.light_fade.remaining_s(now), 2) if active and st else 0.0,
             overridden=bool(active and st and st.lights_override is not None),
@@ -221,5 +301,6 @@ def room_state(ctl: RoomController, seq: int, now: float) -> RoomState:
             now_playing=now_playing, problems=list(snap.problems),
             health=Health(ok=audio_health.ok, detail=ctl.audio_note or audio_health.detail),
         ),
+        record=Health(ok=record is None, detail=record),
         degraded=degraded,
     )

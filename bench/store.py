@@ -14,6 +14,10 @@ the session grows.
 (d) what a tablet waits for: the same command as an HTTP request to the real service (uvicorn
 on 127.0.0.1), one app with the store and one without, interleaved in one run. This is the
 `command_latency_ratio` of the last line; (b)'s engine-only ratio is there too.
+(e) start-up: `roomctl serve` as a process, from its start to the first answer of a room's
+state with a recovered session, with a small record and with one of a million events.
+(f) acknowledged means durable: `roomctl serve` killed with SIGKILL in the middle of 8
+clients' commands, again and again; every command that was answered must be in the record.
 Last line: one JSON object.
 
     .venv/bin/python bench/store.py [data folder]   (default: a temporary folder)
@@ -22,13 +26,20 @@ Last line: one JSON object.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import signal
+import socket
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 # bench/api.py is named like the `api` package; run as a script, this folder comes first on the path.
 # The project root (for the test kit) goes first instead.
@@ -51,6 +62,11 @@ COMMANDS = 600  # per variant
 SESSION_COMMANDS = 60  # a busy session of taps
 LONG_COMMANDS = 400  # slider drags
 HTTP_COMMANDS = 400  # per variant
+BIG_RECORD_EVENTS = 1_000_000
+KILL_RUNS = 13
+KILL_CLIENTS = 8
+KILL_AFTER_S = 2.0  # commands flow this long before the SIGKILL
+TOKEN = "bench-token"  # a paired tablet, written into the data folder before the service starts
 
 
 def filesystem_of(path: Path) -> str:
@@ -151,6 +167,133 @@ def http_latencies(folder: Path) -> dict[str, list[float]]:
     return out
 
 
+def serve_folder(folder: Path) -> tuple[Path, int]:
+    """A config for `roomctl serve` in ``folder`` (one simulated room) with a paired token."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    (folder / "data" / "tokens.json").write_text(json.dumps([{
+        "id": "bench", "hash": hashlib.sha256(TOKEN.encode()).hexdigest(), "label": "bench",
+        "created_at": time.time(), "last_seen": None}]))
+    config = folder / "roomctl.toml"
+    config.write_text(f'listen = {{ host = "127.0.0.1", port = {port} }}\ndata_dir = "data"\npin = "135790"\n'
+                      '[[rooms]]\nname = "Room 1"\n  [rooms.lights]\n  kind = "simulated"\n'
+                      '  [rooms.audio]\n  kind = "simulated"\n')
+    return config, port
+
+
+def start_serve(config: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "roomctl.cli", "serve", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=config.parent)
+
+
+def first_state(port: int, proc: subprocess.Popen[bytes], started: float,
+                timeout_s: float = 60) -> tuple[float, dict[str, Any]]:
+    """Seconds from ``started`` to the first answer of the room's state, and that state."""
+    url = f"http://127.0.0.1:{port}/api/rooms/room-1/state"
+    while time.perf_counter() - started < timeout_s:
+        if proc.poll() is not None:
+            raise RuntimeError(f"roomctl serve exited with {proc.returncode}")
+        try:
+            r = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=1)
+            if r.status_code == 200:
+                return time.perf_counter() - started, r.json()
+        except httpx.TransportError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError("roomctl serve did not answer")
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+def startup_s(folder: Path, events: int) -> float:
+    """Start-up to the first state answer with a session to recover, beside ``events`` events
+    of ended sessions (written straight into the file)."""
+    config, port = serve_folder(folder)
+    proc = start_serve(config)
+    first_state(port, proc, time.perf_counter())
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    base = f"http://127.0.0.1:{port}/api/rooms/room-1"
+    httpx.post(f"{base}/session", json={"preset": "kap-sublingual"}, headers=h).raise_for_status()
+    for i in range(20):
+        httpx.post(f"{base}/lights", json={"brightness": 10 + i}, headers=h).raise_for_status()
+    kill(proc)
+    if events:
+        conn = sqlite3.connect(folder / "data" / "sessions.db")
+        with conn:
+            preset = json.dumps(load_preset(PRESET).model_dump())
+            per = 12_600
+            for k in range(events // per + 1):
+                n = min(per, events - k * per)
+                if n <= 0:
+                    break
+                start = 1_600_000_000.0 + k * 86400
+                conn.execute("INSERT INTO sessions (id, room, preset_json, started_at, ended_at, end_reason)"
+                             " VALUES (?, 'room-1', ?, ?, ?, 'completed')", (f"old{k}", preset, start, start + n))
+                conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", [
+                    (f"old{k}", i, start + i, "started" if i == 0 else "lights_set",
+                     "{}" if i == 0 else json.dumps({"lights": {"brightness": i % 100, "transition": 1}}))
+                    for i in range(n)])
+        conn.close()
+    proc = start_serve(config)
+    took, state = first_state(port, proc, time.perf_counter())
+    kill(proc)
+    assert state["session"] is not None and state["session"]["recovered_at"] is not None, state
+    return took
+
+
+def kill_runs(folder: Path, runs: int, clients: int) -> tuple[int, int, int]:
+    """(acknowledged, lost, written-but-unanswered) over ``runs`` SIGKILLs with ``clients``
+    clients sending commands."""
+    config, port = serve_folder(folder)
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    base = f"http://127.0.0.1:{port}/api/rooms/room-1"
+    acked: set[float] = set()
+    lock = threading.Lock()
+    counter = iter(range(10**9))
+    for _ in range(runs):
+        proc = start_serve(config)
+        _, state = first_state(port, proc, time.perf_counter())
+        if state["session"] is None:
+            httpx.post(f"{base}/session", json={"preset": "kap-sublingual"}, headers=h).raise_for_status()
+        stop = threading.Event()
+
+        def client(stop: threading.Event = stop) -> None:
+            with httpx.Client(headers=h, timeout=5) as http:
+                while not stop.is_set():
+                    with lock:
+                        n = next(counter)
+                    value = round(1 + (n % 990_000) / 10_000, 4)  # a brightness no other command uses
+                    try:
+                        r = http.post(f"{base}/lights", json={"brightness": value, "transition": 0})
+                    except httpx.TransportError:
+                        return  # killed under it: not acknowledged
+                    if r.status_code == 200:
+                        with lock:
+                            acked.add(value)
+
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        time.sleep(KILL_AFTER_S)
+        kill(proc)
+        stop.set()
+        for t in threads:
+            t.join()
+    conn = sqlite3.connect(f"file:{folder / 'data' / 'sessions.db'}?mode=ro", uri=True)
+    try:
+        stored = {round(json.loads(p)["lights"]["brightness"], 4) for (p,) in conn.execute(
+            "SELECT payload_json FROM events WHERE kind = 'lights_set'")}
+    finally:
+        conn.close()
+    return len(acked), len(acked - stored), len(stored - acked)
+
+
 def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if q < 100 else max(values)
 
@@ -204,7 +347,20 @@ def main() -> None:
         finally:
             full.close()
             normal.close()
+        small = startup_s(folder / "startup-small", 0)
+        big = startup_s(folder / "startup-big", BIG_RECORD_EVENTS)
+        size_mb = (folder / "startup-big" / "data" / "sessions.db").stat().st_size / 1e6
+        print(f"(e) roomctl serve to the first state answer with a recovered session: {small:.2f} s "
+              f"(small record), {big:.2f} s (a record of {BIG_RECORD_EVENTS:,} events, {size_mb:.0f} MB)")
+        acked, lost, unanswered = kill_runs(folder / "kill", KILL_RUNS, KILL_CLIENTS)
+        print(f"(f) {KILL_RUNS} SIGKILLs under {KILL_CLIENTS} clients: {acked} commands acknowledged, "
+              f"{lost} of them lost; {unanswered} recorded but never answered (in flight at the kill)")
     print(json.dumps({
+        "startup_s": round(small, 2),
+        "startup_big_record_s": round(big, 2),
+        "kill_runs": KILL_RUNS,
+        "acknowledged": acked,
+        "acknowledged_lost": lost,
         "durable_events_per_s": round(eps_full),
         "command_latency_ratio": round(http_ratio, 2),
         "http_command_p50_ms": {k: round(v, 3) for k, v in http_p50.items()},

@@ -31,6 +31,12 @@ class Clock(Protocol):
         """Return at (or just after) ``deadline``; at once if it has passed."""
         ...
 
+    def not_before(self, t: float) -> None:
+        """Move session time on to ``t`` if it is behind it, never back: a session recovered
+        from the record continues after its last event even when the wall clock read at start
+        was behind (a hardware clock that lost time, an NTP step while the service was down)."""
+        ...
+
 
 class RealClock:
     """Session time anchored to the wall clock once, moved on by the monotonic clock, sleeping
@@ -46,6 +52,11 @@ class RealClock:
 
     def wall(self) -> float:
         return self._wall()
+
+    def not_before(self, t: float) -> None:
+        behind = t - self.now()
+        if behind > 0:
+            self._anchor += behind
 
     async def sleep_until(self, deadline: float) -> None:
         while True:
@@ -73,6 +84,9 @@ class VirtualClock:
 
     def wall(self) -> float:
         return self._now + self.wall_offset
+
+    def not_before(self, t: float) -> None:
+        self._now = max(self._now, t)
 
     def step_wall(self, seconds: float) -> None:
         """Step the wall clock (not session time), as an NTP correction would."""
@@ -114,7 +128,7 @@ class VirtualClock:
             heapq.heappop(self._sleepers)
 
 
-async def _settle(rounds: int = 20) -> None:
+async def _settle(rounds: int = 50) -> None:
     """Let woken tasks run until they block again (a few loop iterations)."""
     for _ in range(rounds):
         await asyncio.sleep(0)

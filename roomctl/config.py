@@ -6,15 +6,17 @@ message naming the key.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from roomctl.drivers.hue.tls import normalise_fingerprint
 from roomctl.playlists import parse_playlists
 from roomctl.preset import Kelvin, NonNegativeDuration, Percent
 from roomctl.room import Safety
@@ -54,8 +56,10 @@ class LightsConfig(BaseModel):
     bridge: str | None = None  # hue: host or host:port
     username: str | None = None  # hue: else looked up in [hue_bridges."HOST"]
     group: str | None = None  # hue: a group id (preferred)
-    lights: list[str] | None = None  # hue: light ids
+    lights: list[str] | None = None  # hue: light ids (v2 also: light names)
     timeout: NonNegativeDuration = 2.0  # hue: per request
+    outside_changes: Literal["restore", "follow"] = "restore"  # hue v2: a lamp changed elsewhere
+    powerup: Literal["soft-warm", "unchanged"] = "unchanged"  # hue v2: after a power cut
 
     @model_validator(mode="after")
     def _hue_needs(self) -> LightsConfig:
@@ -123,17 +127,97 @@ class SafetyConfig(BaseModel):
         )
 
 
+class TlsMode(StrEnum):
+    AUTO = "auto"  # HTTPS when listening beyond loopback, plain HTTP on loopback (the demo)
+    ON = "on"  # HTTPS always
+    OFF = "off"  # plain HTTP; beyond loopback only with plain_http = true
+
+
 class ListenConfig(BaseModel):
     model_config = _STRICT
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    tls: TlsMode = TlsMode.AUTO
+    # The clinic's own certificate (PEM, with its chain) and key, instead of the local
+    # certificate authority roomctl makes in <data_dir>/tls.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # Names and addresses the tablets use to reach roomctl, besides this machine's own name and
+    # addresses (found at start). Requests for any other host are refused (DNS rebinding).
+    hosts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:_\-]{1,253}$")]] = Field(default_factory=list)
+    plain_http: bool = False  # serve plain HTTP on a LAN address anyway: tokens and notes readable on the network
+    # Reverse proxies whose X-Forwarded-For is believed (their addresses). Without one, the
+    # header is ignored: the PIN lockout counts the address that really connected.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cert_pair(self) -> ListenConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file: give both cert_file and key_file, or neither")
+        if self.cert_file is not None and self.tls is TlsMode.OFF:
+            raise ValueError("tls: a certificate is configured but tls is \"off\"")
+        return self
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+    @property
+    def https(self) -> bool:
+        """Whether the service speaks HTTPS on this listen address."""
+        if self.tls is TlsMode.ON or self.cert_file is not None:
+            return True
+        if self.tls is TlsMode.OFF:
+            return False
+        return not self.loopback
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class AccessConfig(BaseModel):
+    """Who may do what from a tablet."""
+
+    model_config = _STRICT
+
+    # Pairing with this PIN makes the tablet a clinic admin (revokes other tablets, deletes
+    # records, changes roles). Without it the first tablet paired is the admin.
+    admin_pin: Annotated[str, Field(pattern=r"^[0-9]{6,12}$")] | None = None
+    # A tablet's pairing lapses after this many days without use (never during a session).
+    token_idle_days: Annotated[float, Field(gt=0, le=3650)] = 90.0
 
 
 class HueBridgeConfig(BaseModel):
+    """One paired bridge (`roomctl hue pair` writes these)."""
+
     model_config = _STRICT
 
-    username: str
+    username: str  # v1 username, which is also the v2 application key
+    client_key: str | None = None  # from pairing; roomctl itself does not use it
+    api: Literal["v1", "v2"] = "v1"
+    bridge_id: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{16}$")] | None = None
+    certificate_sha256: str | None = None  # the certificate pinned at pairing
+    plain_http: bool = False  # old bridges only: no HTTPS, nothing checked
+
+    @field_validator("certificate_sha256")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_fingerprint(value)
+
+    @model_validator(mode="after")
+    def _trust(self) -> HueBridgeConfig:
+        if not self.plain_http and self.certificate_sha256 is None and self.bridge_id is None:
+            raise ValueError("certificate_sha256: no certificate pinned for this bridge: pair "
+                             "again with `roomctl hue pair` (or set plain_http = true for an "
+                             "old bridge without HTTPS)")
+        return self
 
 
 class Config(BaseModel):
@@ -144,12 +228,13 @@ class Config(BaseModel):
     data_dir: Path = Field(default_factory=default_data_dir)
     bundled_presets: Path = BUNDLED_PRESETS
     presets_dir: Path | None = None  # the clinic's own; default <data_dir>/presets
-    pin: Annotated[str, Field(pattern=r"^\d{4,12}$")] | None = None  # else one is made up at start
+    pin: Annotated[str, Field(pattern=r"^[0-9]{4,12}$")] | None = None  # else one is made up at start
     retention_days: Annotated[float, Field(gt=0)] | None = None
     # The longest roomctl waits for any one driver call (a Hue bridge, libvlc) before it marks
     # the driver degraded and retries; nothing else ever waits for it.
     driver_time_limit: Annotated[NonNegativeDuration, Field(gt=0, le=60)] = 5.0
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
     hue_bridges: dict[str, HueBridgeConfig] = Field(default_factory=dict)
     config_dir: Path | None = None  # set when read from a file: relative music paths start there
 
@@ -159,6 +244,8 @@ class Config(BaseModel):
         for i, rid in enumerate(ids):
             if rid in ids[:i]:
                 raise ValueError(f"rooms: two rooms are called '{self.rooms[i].name}'")
+        if self.access.admin_pin is not None and self.access.admin_pin == self.pin:
+            raise ValueError("access.admin_pin: must differ from pin (the therapists' PIN)")
         return self
 
     @property
@@ -170,6 +257,10 @@ class Config(BaseModel):
             return room.lights.username
         bridge = self.hue_bridges.get(room.lights.bridge or "")
         return bridge.username if bridge else None
+
+    def hue_bridge(self, room: RoomConfig) -> HueBridgeConfig | None:
+        """The room's bridge as paired (its API version, certificate pin, bridge id)."""
+        return self.hue_bridges.get(room.lights.bridge or "")
 
 
 def room_id(name: str) -> str:
@@ -248,4 +339,8 @@ def load_config(path: str | Path) -> Config:
         updates["presets_dir"] = base / config.presets_dir
     if "bundled_presets" in data and not config.bundled_presets.is_absolute():
         updates["bundled_presets"] = base / config.bundled_presets
+    files = {key: base / path for key in ("cert_file", "key_file")
+             if (path := getattr(config.listen, key)) is not None and not path.is_absolute()}
+    if files:
+        updates["listen"] = config.listen.model_copy(update=files)
     return config.model_copy(update=updates) if updates else config

@@ -86,7 +86,9 @@ class DriverGate(Generic[T]):
         self._actions: deque[tuple[int, str, Callable[[], Awaitable[None]]]] = deque()
         self._ticket = 0  # each submit or run gets the next number
         self._handled = 0  # the highest number whose call has finished (well or not)
-        self._progress = asyncio.Condition()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []  # (ticket, resolved when handled)
+        self._inflight: asyncio.Future[None] | None = None  # the driver call under way
+        self._cancelled_because: _Outcome | None = None  # why the gate cancelled that call
         self._wake = asyncio.Event()
         self._interrupt = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -114,7 +116,9 @@ class DriverGate(Generic[T]):
         if urgent:
             self._urgent = True
             self.urgent_target, self.urgent_sent_at, self.urgent_confirmed_at = target, None, None
-            self._interrupt.set()
+            self._interrupt.set()  # ends a back-off wait
+            if self._inflight is not None and not self._inflight.done():
+                self._cancel_call(_Outcome.SUPERSEDED)  # a call in flight gives way
         self._ensure_task()
         self._wake.set()
         return self._ticket
@@ -144,11 +148,19 @@ class DriverGate(Generic[T]):
         well or not; False when it has not by then."""
         if self._handled >= ticket or self._closed:
             return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (ticket, waiter)
+        self._waiters.append(entry)
         try:
-            async with asyncio.timeout(timeout_s), self._progress:
-                await self._progress.wait_for(lambda: self._handled >= ticket or self._closed)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel of the caller
+            # that arrives as the waiter is resolved, and a stopping session would hang.
+            async with asyncio.timeout(timeout_s):
+                await waiter
         except TimeoutError:
             return False
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
         return True
 
     async def idle(self, timeout_s: float = 10.0) -> bool:
@@ -157,8 +169,9 @@ class DriverGate(Generic[T]):
 
     async def close(self) -> None:
         self._closed = True
-        async with self._progress:
-            self._progress.notify_all()
+        for _, waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -203,43 +216,50 @@ class DriverGate(Generic[T]):
                     # Not delivered: keep it, unless something newer came meanwhile.
                     self._pending, self._has_pending, self._pending_ticket = target, True, ticket
                     self._urgent = self._urgent or urgent
-            await self._finished(ticket)
+            self._finished(ticket)
             if outcome is _Outcome.FAILED:
                 await self._pause(self._backoff.delay_s(self._failures))
 
-    async def _finished(self, ticket: int) -> None:
+    def _finished(self, ticket: int) -> None:
         self._handled = max(self._handled, ticket)
-        async with self._progress:
-            self._progress.notify_all()
+        for t, waiter in self._waiters:
+            if t <= self._handled and not waiter.done():
+                waiter.set_result(None)
 
     async def _call(self, what: str, make: Callable[[], Awaitable[None]]) -> _Outcome:
         """One call to the driver under the time limit; an urgent target interrupts it."""
-        self._interrupt.clear()
         self._calling = True
+        self._cancelled_because = None
         call = asyncio.ensure_future(make())
-        interrupt = asyncio.ensure_future(self._interrupt.wait())
+        self._inflight = call
+        timer = asyncio.get_running_loop().call_later(self.time_limit_s, self._cancel_call, _Outcome.FAILED)
+        doing = self.name if what == "apply" else f"{self.name} {what}"
         try:
-            done, _ = await asyncio.wait({call, interrupt}, timeout=self.time_limit_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self._calling = False
-            interrupt.cancel()
-        if call not in done:
-            call.cancel()
+            await call
+        except asyncio.CancelledError:
+            why = self._cancelled_because
+            if why is None or self._closed:
+                raise  # the gate itself is stopping
             call.add_done_callback(_swallow)
-            if interrupt in done and self._urgent:
+            if why is _Outcome.SUPERSEDED:
                 return _Outcome.SUPERSEDED  # not the driver's fault: something more urgent
-            doing = self.name if what == "apply" else f"{self.name} {what}"
             self._fail(f"{doing}: no answer within {self.time_limit_s:g} s")
             return _Outcome.FAILED
-        err = call.exception()
-        if err is not None:
-            doing = self.name if what == "apply" else f"{self.name} {what}"
+        except Exception as err:
             self._log.warning("%s failed: %s", doing, err)
             self._fail(f"{doing}: {err}")
             return _Outcome.FAILED
+        finally:
+            timer.cancel()
+            self._inflight = None
+            self._calling = False
         self._recovered()
         return _Outcome.OK
+
+    def _cancel_call(self, why: _Outcome) -> None:
+        if self._inflight is not None and not self._inflight.done():
+            self._cancelled_because = why
+            self._inflight.cancel()
 
     async def _pause(self, seconds: float) -> None:
         """Back-off before a retry; an urgent target ends it at once."""
@@ -247,7 +267,8 @@ class DriverGate(Generic[T]):
             return
         self._interrupt.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._interrupt.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._interrupt.wait()
 
     def _watch_confirmation(self, target: T) -> None:
         if self._confirmed is None:

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from roomctl.preset import Preset, PresetError, PresetProblem, load_preset, preset_files, save_preset
 
-PRESET_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}$")
+# Checked with fullmatch: `$` would also match before a final newline ("abc\n").
+PRESET_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,59}")
+MAX_CLINIC_PRESETS = 500  # the clinic's folder; far more than a clinic writes, few enough to list at once
+
+
+def valid_id(preset_id: str) -> bool:
+    return PRESET_ID.fullmatch(preset_id) is not None
 
 
 class PresetNotFound(KeyError):
@@ -25,6 +31,10 @@ class PresetReadOnly(PermissionError):
 
 class PresetExists(FileExistsError):
     pass
+
+
+class PresetLimit(Exception):
+    """The clinic's folder holds `MAX_CLINIC_PRESETS` presets already."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +71,12 @@ class PresetLibrary:
         for folder, source in ((self.bundled, "bundled"), (self.clinic, "clinic")):
             if folder.is_dir():
                 for path in preset_files(folder):
-                    if PRESET_ID.match(path.stem) and path.stem not in out:
+                    if valid_id(path.stem) and path.stem not in out:
                         out[path.stem] = self._load(path, source)
         return sorted(out.values(), key=lambda e: (e.source != "clinic", e.id))
 
     def entry(self, preset_id: str) -> PresetEntry:
-        if PRESET_ID.match(preset_id):
+        if valid_id(preset_id):
             for folder, source in ((self.bundled, "bundled"), (self.clinic, "clinic")):
                 for suffix in (".yaml", ".yml"):
                     path = folder / f"{preset_id}{suffix}"
@@ -81,7 +91,7 @@ class PresetLibrary:
         return entry.preset
 
     def save(self, preset_id: str, preset: Preset, *, create: bool) -> PresetEntry:
-        if not PRESET_ID.match(preset_id):
+        if not valid_id(preset_id):
             raise ValueError(f"preset id '{preset_id}' must be lower-case letters, digits and -")
         existing = self._find(preset_id)
         if existing is not None and existing[1] == "bundled":
@@ -90,6 +100,9 @@ class PresetLibrary:
             raise PresetExists(preset_id)
         if not create and existing is None:
             raise PresetNotFound(preset_id)
+        if create and self.clinic.is_dir() and len(preset_files(self.clinic)) >= MAX_CLINIC_PRESETS:
+            raise PresetLimit(f"the clinic's folder holds {MAX_CLINIC_PRESETS} presets, the most it takes: "
+                              "delete some first")
         self.clinic.mkdir(parents=True, exist_ok=True)
         path = existing[0] if existing else self.clinic / f"{preset_id}.yaml"
         save_preset(preset, path)
@@ -117,7 +130,7 @@ class PresetLibrary:
         return self.save(target, copy, create=True)
 
     def _find(self, preset_id: str) -> tuple[Path, str] | None:
-        if not PRESET_ID.match(preset_id):
+        if not valid_id(preset_id):
             return None
         for folder, source in ((self.bundled, "bundled"), (self.clinic, "clinic")):
             for suffix in (".yaml", ".yml"):

@@ -46,6 +46,23 @@ class LightReading:
 
 
 @dataclass(frozen=True)
+class OutsideChange:
+    """A lamp changed by something other than roomctl (the Hue app, a wall switch, an
+    automation) while its room was being driven, as a driver noticed it."""
+
+    light_id: str
+    name: str
+    what: str  # in plain words, e.g. "brightness 40 % -> 80 %, colour temperature 2700 K -> 4000 K"
+    at: float  # clock time it was noticed
+    action: str  # what the driver does about it: "restored" (put back on course) or "followed"
+
+    def describe(self) -> str:
+        done = ("put back on the session's course" if self.action == "restored"
+                else "left as it is until the next phase")
+        return f"{self.name} was changed outside roomctl ({self.what}): {done}"
+
+
+@dataclass(frozen=True)
 class DriverHealth:
     """Whether a driver is doing its job; ``detail`` says why not, for a therapist to read."""
 

@@ -13,11 +13,14 @@ from collections.abc import Callable
 from roomctl import units
 from roomctl.clock import VirtualClock
 from roomctl.drivers.simulated import SimulatedAudio, SimulatedLights
+from roomctl.events import Vitals
 from roomctl.preset import Advance, Preset
 from roomctl.room import LightLook, MusicTarget, Safety
 from roomctl.session import Room, SessionRunner
 
 START = 1_000_000.0  # an arbitrary epoch for the virtual clock
+CHECK_TAKES_S = 120.0  # the simulated clinician records a vitals check this long after it is due
+EXAMPLE_VITALS = Vitals(systolic=124, diastolic=80, heart_rate=72, spo2=98)
 
 
 def _describe_look(look: LightLook) -> str:
@@ -49,6 +52,7 @@ async def simulate(preset: Preset, out: Callable[[str], None], *, speed: float |
     runner = SessionRunner(room, clock)
     seen_visits: set[tuple[int, float]] = set()
     seen_cues: set[str] = set()
+    checks: list[tuple[float, str]] = []  # (when the simulated clinician records it, cue id)
 
     def on_change(r: SessionRunner) -> None:
         st = r.status()
@@ -65,7 +69,11 @@ async def simulate(preset: Preset, out: Callable[[str], None], *, speed: float |
         for cue in st.cues_due:
             if cue.id not in seen_cues:
                 seen_cues.add(cue.id)
-                say("cue", f"{cue.text}  [{cue.id}]")
+                if cue.check:
+                    say("check", f"{cue.check}: {cue.text}  [{cue.id}]")
+                    checks.append((clock.now() + CHECK_TAKES_S, cue.id))
+                else:
+                    say("cue", f"{cue.text}  [{cue.id}]")
 
     runner.subscribe(on_change)
     await runner.start(preset)
@@ -75,6 +83,7 @@ async def simulate(preset: Preset, out: Callable[[str], None], *, speed: float |
             st = runner.status()
             assert st is not None
             deadlines = [d for d in (clock.next_deadline(),) if d is not None]
+            deadlines += [when for when, _ in checks]
             manual_due: float | None = None
             if st.phase.advance is Advance.MANUAL:
                 manual_due = st.phase_started_at + (st.phase.planned or 0.0)
@@ -85,6 +94,10 @@ async def simulate(preset: Preset, out: Callable[[str], None], *, speed: float |
             if speed is not None and target > clock.now():
                 await asyncio.sleep((target - clock.now()) / speed)
             await clock.advance_to(target)
+            for when, cue_id in [c for c in checks if c[0] <= clock.now()]:
+                checks.remove((when, cue_id))
+                await runner.record_vitals(EXAMPLE_VITALS, cue=cue_id, note="simulated")
+                say("vitals", f"recorded for {cue_id} (simulated values)")
             st = runner.status()
             if (manual_due is not None and st is not None and not st.ended
                     and st.phase.advance is Advance.MANUAL and clock.now() >= manual_due):

@@ -45,7 +45,12 @@ def parse_duration_s(value: object) -> float:
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    if not (value is None or isinstance(value, str | bool | int | float)):
+        return f"a {type(value).__name__}"  # never the repr of a structure: a YAML alias can make it huge
+    try:
+        text = repr(value)
+    except ValueError:  # an integer with thousands of digits
+        return "a very large number"
     return text if len(text) <= 24 else text[:20] + "…"
 
 
@@ -81,7 +86,7 @@ def format_iso(epoch_s: float) -> str:
 def parse_kelvin(value: object) -> int:
     """'2700K', '2700' or 2700 -> 2700."""
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a colour temperature (use e.g. '2700K')")
+        raise ValueError(f"{_short(value)} is not a colour temperature (use e.g. '2700K')")
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
@@ -90,7 +95,7 @@ def parse_kelvin(value: object) -> int:
         m = _KELVIN_RE.match(value)
         if m:
             return int(m.group(1))
-    raise ValueError(f"{value!r} is not a colour temperature (use e.g. '2700K')")
+    raise ValueError(f"{_short(value)} is not a colour temperature (use e.g. '2700K')")
 
 
 def is_hex_color(value: str) -> bool:
@@ -118,6 +123,17 @@ def bri_to_percent(bri: int) -> float:
 def seconds_to_ds(seconds: float) -> int:
     """Seconds -> Hue transitiontime (100 ms units)."""
     return max(0, round(seconds * 10))
+
+
+def ds_to_seconds(ds: float) -> float:
+    """Hue transitiontime (100 ms units) -> seconds."""
+    return ds / 10
+
+
+def seconds_to_ms(seconds: float) -> int:
+    """Seconds -> milliseconds (Hue v2 ``dynamics.duration``), in whole 100 ms steps as the
+    bridge keeps them."""
+    return max(0, round(seconds * 10)) * 100
 
 
 def hex_to_rgb(color: str) -> tuple[int, int, int]:

@@ -8,6 +8,11 @@ request is recorded with its arrival time, and faults can be switched on: down (
 connections), hanging (accepts, never answers), rate limits (HTTP 503), failing every request
 (an HTTP status) and resetting connections.
 
+Modes: HTTPS with a certificate made at test time (``certificate=``, see `testkit.bridge_tls`;
+`present` swaps it, as a replaced bridge or an impostor would), and ``names_only``: ``GET
+/lights`` and ``GET /groups`` answer with names only, as early v1 firmware and some clones do
+(the per-resource endpoints still answer in full).
+
     with HueBridgeEmulator() as bridge:
         bridge.host            # "127.0.0.1:PORT", what phue's Bridge takes as ip
         bridge.light_state("1")
@@ -16,10 +21,12 @@ connections), hanging (accepts, never answers), rate limits (HTTP 503), failing 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -31,6 +38,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from roomctl import units
+from testkit.bridge_tls import DEFAULT_BRIDGE_ID, BridgeCertificate
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +70,8 @@ class LightSpec:
     xy: units.XY = (0.4573, 0.41)
     reachable: bool = True
     capabilities: bool = True  # False: an old bulb whose API object has no "capabilities"
+    # "" : a clone whose API object has no "type" either (with no ct range and no gamut, its
+    # state carries no colour fields: nothing says what it can show)
 
 
 def color_lamp(name: str, **changes: Any) -> LightSpec:
@@ -178,7 +188,6 @@ class _Light:
         spec = self.spec
         obj: dict[str, Any] = {
             "state": self.api_state(t),
-            "type": spec.type,
             "name": spec.name,
             "modelid": spec.modelid,
             "manufacturername": "Signify Netherlands B.V.",
@@ -186,6 +195,8 @@ class _Light:
             "uniqueid": f"00:17:88:01:00:00:00:{int(light_id) % 256:02x}-0b",
             "swversion": "1.90.1",
         }
+        if spec.type:  # some clones say nothing of what the light is
+            obj["type"] = spec.type
         if spec.capabilities:
             control: dict[str, Any] = {"mindimlevel": 200, "maxlumen": 800}
             if spec.gamut is not None:
@@ -273,6 +284,10 @@ class HueBridgeEmulator:
         users: Iterable[str] = (DEFAULT_USER,),
         clock: Callable[[], float] = time.monotonic,
         name: str = "Philips hue",
+        certificate: BridgeCertificate | None = None,
+        names_only: bool = False,
+        bridge_id: str = DEFAULT_BRIDGE_ID,
+        modelid: str = "BSB002",
     ) -> None:
         if lights is None and groups is None:
             lights, groups = therapy_room()
@@ -281,6 +296,10 @@ class HueBridgeEmulator:
         self._users = set(users)
         self._clock = clock
         self._name = name
+        self._certificate = certificate
+        self._names_only = names_only
+        self._bridge_id = bridge_id
+        self._modelid = modelid
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)
         self._requests: list[RecordedRequest] = []
@@ -325,6 +344,21 @@ class HueBridgeEmulator:
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def bridge_id(self) -> str:
+        return self._bridge_id
+
+    @property
+    def certificate(self) -> BridgeCertificate | None:
+        """What the bridge presents now (None: plain HTTP)."""
+        return self._certificate
+
+    def present(self, certificate: BridgeCertificate) -> None:
+        """From now on present ``certificate`` (same address and port)."""
+        self._close_listener()
+        self._certificate = certificate
+        self._listen()
 
     # faults
 
@@ -433,6 +467,11 @@ class HueBridgeEmulator:
                     raise
                 time.sleep(0.02)
         server.daemon_threads = True
+        if self._certificate is not None:
+            # The handshake happens in the request's own thread (on its first read), so a
+            # client that connects and stalls never blocks the listener.
+            server.socket = self._certificate.server_context().wrap_socket(
+                server.socket, server_side=True, do_handshake_on_connect=False)
         server.emulator = self  # type: ignore[attr-defined]  # read back by _Handler
         self._port = server.server_address[1]
         self._server = server
@@ -537,12 +576,16 @@ class HueBridgeEmulator:
             return [_error(101, "", "link button not pressed")]
         username = secrets.token_hex(20)
         self._users.add(username)
-        return [{"success": {"username": username}}]
+        success: dict[str, Any] = {"username": username}
+        if body.get("generateclientkey") is True:
+            success["clientkey"] = secrets.token_hex(16).upper()
+        return [{"success": success}]
 
     def _public_config(self) -> dict[str, Any]:
         return {"name": self._name, "datastoreversion": "126", "swversion": "1962097030",
                 "apiversion": "1.62.0", "mac": "00:17:88:00:00:01",
-                "bridgeid": "001788FFFE000001", "factorynew": False, "modelid": "BSB002"}
+                "bridgeid": self._bridge_id.upper(), "factorynew": False,
+                "modelid": self._modelid}
 
     def _get(self, resource: list[str], address: str, now: float) -> tuple[int, Any]:
         if not resource:
@@ -554,6 +597,9 @@ class HueBridgeEmulator:
             return 200, self._config()
         if kind == "lights":
             if not ids:
+                if self._names_only:
+                    return 200, {lid: {"name": light.spec.name}
+                                 for lid, light in self._lights.items()}
                 return 200, self._lights_json(now)
             light = self._lights.get(ids[0])
             if light is None or len(ids) > 1:
@@ -561,6 +607,8 @@ class HueBridgeEmulator:
             return 200, light.api_object(ids[0], now)
         if kind == "groups":
             if not ids:
+                if self._names_only:
+                    return 200, {gid: {"name": group.name} for gid, group in self._groups.items()}
                 return 200, self._groups_json(now)
             groups = self._groups_json(now)
             if ids[0] not in groups or len(ids) > 1:
@@ -703,6 +751,11 @@ class HueBridgeEmulator:
 class _Handler(BaseHTTPRequestHandler):
     server_version = "nginx"
     sys_version = ""
+
+    def handle(self) -> None:
+        # A client may give up in the TLS handshake (e.g. refusing the certificate).
+        with contextlib.suppress(ssl.SSLError, ConnectionError, TimeoutError):
+            super().handle()
 
     def _handle(self) -> None:
         emulator: HueBridgeEmulator = self.server.emulator  # type: ignore[attr-defined]

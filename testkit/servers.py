@@ -1,9 +1,11 @@
 """Run the real app under uvicorn on 127.0.0.1 in a background thread: for the tests and the
-benchmarks, which talk to it over real HTTP."""
+benchmarks, which talk to it over real HTTP, or over real HTTPS with the certificate
+authority roomctl makes (``running_app(config, tls=True)``)."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -16,9 +18,12 @@ import uvicorn
 
 from api.app import create_app
 from api.deps import Engine
+from roomctl.cli.serve import uvicorn_config
 from roomctl.config import Config, parse_config
+from roomctl.tls import ServerTLS, local_tls
 
 PIN = "246810"
+LOOPBACK_NAMES = ["localhost", "127.0.0.1", "::1"]
 
 
 def free_port() -> int:
@@ -39,18 +44,32 @@ def demo_test_config(data_dir: Path, **extra: Any) -> Config:
 
 
 class Running:
-    def __init__(self, url: str, engine_box: dict[str, Engine], app: Any) -> None:
+    def __init__(self, url: str, engine_box: dict[str, Engine], app: Any, tls: ServerTLS | None = None,
+                 server: uvicorn.Server | None = None) -> None:
         self.url = url
         self._box = engine_box
         self.app = app
+        self.tls = tls
+        self.server = server
 
     @property
     def engine(self) -> Engine:
         return self._box["engine"]
 
-    def client(self, token: str | None = None) -> httpx.Client:
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A client context trusting only the service's certificate authority (None on HTTP)."""
+        if self.tls is None or self.tls.ca_file is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.tls.ca_file))
+
+    def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+        verify: ssl.SSLContext | bool = self.ssl_context() or True
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=verify, **kwargs)
 
     def pair(self, pin: str = PIN) -> str:
         with self.client() as c:
@@ -61,12 +80,17 @@ class Running:
 
 
 @contextmanager
-def running_app(config: Config, **app_kwargs: Any) -> Iterator[Running]:
+def running_app(config: Config, *, tls: bool = False, **app_kwargs: Any) -> Iterator[Running]:
+    """The app under uvicorn, configured as `roomctl serve` configures it, on a free port of
+    127.0.0.1; with ``tls`` over HTTPS, the local certificate authority made in the config's
+    data directory for the loopback names."""
     box: dict[str, Engine] = {}
-    app = create_app(config, on_ready=lambda eng: box.__setitem__("engine", eng), **app_kwargs)
+    served = local_tls(config.data_dir / "tls", LOOPBACK_NAMES) if tls else None
+    app = create_app(config, on_ready=lambda eng: box.__setitem__("engine", eng), tls=served, **app_kwargs)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           ws="websockets-sansio", lifespan="on"))
+    listen = config.listen.model_copy(update={"host": "127.0.0.1", "port": port})
+    server = uvicorn.Server(uvicorn_config(app, config.model_copy(update={"listen": listen}), served,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -74,8 +98,9 @@ def running_app(config: Config, **app_kwargs: Any) -> Iterator[Running]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
+    scheme = "https" if served else "http"
     try:
-        yield Running(f"http://127.0.0.1:{port}", box, app)
+        yield Running(f"{scheme}://127.0.0.1:{port}", box, app, served, server)
     finally:
         server.should_exit = True
         thread.join(timeout=15)

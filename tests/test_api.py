@@ -62,7 +62,7 @@ def start(api: httpx.Client, preset: str = "quick") -> dict[str, Any]:
 
 def test_every_route_needs_a_token_except_pairing_and_health(server: Running) -> None:
     schema = server.app.openapi()
-    open_paths = {("/api/pair", "post"), ("/healthz", "get")}
+    open_paths = {("/api/pair", "post"), ("/healthz", "get"), ("/api/tls", "get"), ("/roomctl-ca.crt", "get")}
     checked = 0
     with server.client() as anon, server.client("not-a-token") as wrong:
         for path, ops in schema["paths"].items():
@@ -70,7 +70,7 @@ def test_every_route_needs_a_token_except_pairing_and_health(server: Running) ->
                 if (path, method) in open_paths:
                     continue
                 url = path.replace("{room_id}", "room-1").replace("{preset_id}", "tour") \
-                    .replace("{token_id}", "x").replace("{session_id}", "x")
+                    .replace("{device_id}", "x").replace("{session_id}", "x")
                 for client in (anon, wrong):
                     r = client.request(method.upper(), url, json={})
                     assert r.status_code == 401, (method, url, r.status_code)
@@ -116,16 +116,19 @@ def test_one_time_pairing_code_works_once(server: Running) -> None:
         assert r.status_code == 400 and "PIN" in r.json()["detail"]
 
 
-def test_tokens_are_listed_and_revoked(server: Running, api: httpx.Client) -> None:
+def test_devices_are_listed_and_revoked(server: Running, api: httpx.Client) -> None:
     other = server.pair()
-    tokens = api.get("/api/tokens").json()
-    assert len(tokens) == 2
+    devices = api.get("/api/devices").json()
+    assert len(devices) == 2
+    me = next(d for d in devices if d["this"])
+    them = next(d for d in devices if not d["this"])
+    assert me["role"] == "admin" and them["role"] == "therapist"  # the first paired is the admin
+    assert them["address"] == "127.0.0.1" and them["last_seen"] is not None
     with server.client(other) as c:
-        mine = [t for t in tokens if t["id"] != api.get("/api/tokens").json()[0]["id"]]
         assert c.get("/api/rooms").status_code == 200
-        assert api.delete(f"/api/tokens/{mine[0]['id']}").status_code == 204
+        assert api.delete(f"/api/devices/{them['id']}").status_code == 204
         assert c.get("/api/rooms").status_code == 401
-    assert api.delete("/api/tokens/nope").status_code == 404
+    assert api.delete("/api/devices/nope").status_code == 404
 
 
 def test_tokens_survive_a_restart(tmp_path: Path) -> None:
@@ -146,7 +149,7 @@ def test_rooms_and_unknown_room(api: httpx.Client) -> None:
     assert len(rooms[0]["state"]["lights"]["lights"]) == 4
     r = api.get("/api/rooms/nope/state")
     assert r.status_code == 404 and "room-1" in r.json()["detail"]
-    assert api.post("/api/rooms/nope/session/next").status_code == 404
+    assert api.post("/api/rooms/nope/session/next", json={}).status_code == 404
 
 
 def test_commands_with_no_session_are_409(api: httpx.Client) -> None:
@@ -154,9 +157,53 @@ def test_commands_with_no_session_are_409(api: httpx.Client) -> None:
                        ("session/extend", {"seconds": 60}), ("lights", {"brightness": 20}),
                        ("music", {"volume": 20}), ("back-to-preset", None),
                        ("cues/ack", {"cue": "x/0"})]:
-        r = api.post(f"/api/rooms/room-1/{path}", json=body)
+        r = api.post(f"/api/rooms/room-1/{path}", json=body if body is not None else {})
         assert r.status_code == 409, path
         assert "no session" in r.json()["detail"]
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.05)
+
+
+def lights_now(api: httpx.Client) -> list[float]:
+    return [light["brightness"] if light["on"] else 0.0
+            for light in api.get("/api/rooms/room-1/state").json()["lights"]["lights"]]
+
+
+def test_the_room_by_hand_before_a_start_and_after_end(api: httpx.Client) -> None:
+    r = api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 30, "color_temp": 2700, "transition": 0}})
+    assert r.status_code == 200, r.text
+    wait_for(lambda: lights_now(api) == [30.0] * len(lights_now(api)))
+    r = api.post("/api/rooms/room-1/by-hand", json={"music": {"playing": True}})
+    assert r.status_code == 409 and "no playlist" in r.json()["detail"]
+    assert api.post("/api/rooms/room-1/by-hand", json={}).status_code == 422
+    assert api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 140}}).status_code == 422
+
+    start(api)
+    r = api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 10}})
+    assert r.status_code == 409 and "session is running" in r.json()["detail"]
+    api.post("/api/rooms/room-1/session/end")
+    # After End the bulbs no longer stay where the last phase left them: room off, room soft.
+    assert api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 0, "transition": 0}}).status_code == 200
+    wait_for(lambda: max(lights_now(api)) == 0.0)
+    assert api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 25, "transition": 0},
+                                                         "music": {"playing": True, "volume": 20}}).status_code == 200
+    wait_for(lambda: min(lights_now(api)) == 25.0)
+    music = api.get("/api/rooms/room-1/state").json()["music"]
+    assert music["playlist"] == "arrival" and music["playing"] is True  # the last playlist the session played
+
+    # Lights up with no session: lights by hand wait until it is released, which goes back gently.
+    assert api.post("/api/rooms/room-1/emergency", json={"on": True}).status_code == 200
+    r = api.post("/api/rooms/room-1/by-hand", json={"lights": {"brightness": 5}, "music": {"volume": 5}})
+    assert r.status_code == 409 and "lights up" in r.json()["detail"]
+    assert api.get("/api/rooms/room-1/state").json()["music"]["playing"] is True, "refused whole"
+    wait_for(lambda: min(lights_now(api)) > 90)
+    assert api.post("/api/rooms/room-1/emergency", json={"on": False}).status_code == 200
+    wait_for(lambda: max(lights_now(api)) == 25.0, timeout_s=20)
 
 
 def test_start_reports_preflight_and_refuses_a_second_session(api: httpx.Client) -> None:
@@ -173,16 +220,16 @@ def test_start_reports_preflight_and_refuses_a_second_session(api: httpx.Client)
 
 def test_phase_commands(api: httpx.Client) -> None:
     start(api)
-    s = api.post("/api/rooms/room-1/session/next").json()["session"]
+    s = api.post("/api/rooms/room-1/session/next", json={}).json()["session"]
     assert s["phase"]["id"] == "dose" and s["time_since_dose_s"] is not None
     assert s["remaining_s"] == pytest.approx(600, abs=2)
-    held = api.post("/api/rooms/room-1/session/hold").json()["session"]
+    held = api.post("/api/rooms/room-1/session/hold", json={}).json()["session"]
     assert held["held"] is True and held["remaining_s"] is None
-    r = api.post("/api/rooms/room-1/session/hold")
+    r = api.post("/api/rooms/room-1/session/hold", json={})
     assert r.status_code == 409 and "already on hold" in r.json()["detail"]
-    resumed = api.post("/api/rooms/room-1/session/resume").json()["session"]
+    resumed = api.post("/api/rooms/room-1/session/resume", json={}).json()["session"]
     assert resumed["held"] is False
-    r = api.post("/api/rooms/room-1/session/resume")
+    r = api.post("/api/rooms/room-1/session/resume", json={})
     assert r.status_code == 409 and "not on hold" in r.json()["detail"]
     ext = api.post("/api/rooms/room-1/session/extend", json={"seconds": 300}).json()["session"]
     assert ext["remaining_s"] == pytest.approx(900, abs=3)
@@ -196,9 +243,9 @@ def test_phase_commands(api: httpx.Client) -> None:
     assert back["phase"]["id"] == "prep" and back["remaining_s"] is None
     r = api.post("/api/rooms/room-1/session/extend", json={"seconds": 60})
     assert r.status_code == 409 and "manual" in r.json()["detail"]
-    ended = api.post("/api/rooms/room-1/session/end").json()["session"]
+    ended = api.post("/api/rooms/room-1/session/end", json={}).json()["session"]
     assert ended["ended"] is True
-    r = api.post("/api/rooms/room-1/session/next")
+    r = api.post("/api/rooms/room-1/session/next", json={})
     assert r.status_code == 409 and "ended" in r.json()["detail"]
     # a new session may start once the last one ended
     assert api.post("/api/rooms/room-1/session", json={"preset": "quick"}).status_code == 201
@@ -214,9 +261,9 @@ def test_lights_override_reaches_the_room_and_back_to_preset(api: httpx.Client) 
     assert st["lights"]["overridden"] is True
     assert st["lights"]["target"]["brightness"] == 20
     assert {light["brightness"] for light in st["lights"]["lights"]} == {20}
-    st = api.post("/api/rooms/room-1/back-to-preset").json()
+    st = api.post("/api/rooms/room-1/back-to-preset", json={}).json()
     assert st["lights"]["overridden"] is False and st["lights"]["target"]["brightness"] == 60
-    r = api.post("/api/rooms/room-1/back-to-preset")
+    r = api.post("/api/rooms/room-1/back-to-preset", json={})
     assert r.status_code == 409 and "already follows" in r.json()["detail"]
 
 

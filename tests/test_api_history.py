@@ -34,11 +34,11 @@ def api(server: Running) -> Iterator[httpx.Client]:
 def run_a_session(api: httpx.Client) -> str:
     sid: str = api.post("/api/rooms/room-1/session", json={"preset": "tour", "label": "demo"}) \
         .json()["state"]["session"]["id"]
-    api.post("/api/rooms/room-1/session/next")
+    api.post("/api/rooms/room-1/session/next", json={})
     api.post("/api/rooms/room-1/lights", json={"brightness": 30})
     api.post("/api/rooms/room-1/emergency", json={"on": True})
     api.post("/api/rooms/room-1/emergency", json={"on": False})
-    api.post("/api/rooms/room-1/session/end")
+    api.post("/api/rooms/room-1/session/end", json={})
     return sid
 
 

@@ -23,6 +23,7 @@ def test_validate_the_bundled_presets() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines == [
+        "esketamine-monitored.yaml: ok — Esketamine, monitored, 5 phases, 2h30m planned",
         "kap-intramuscular.yaml: ok — KAP intramuscular, 5 phases, 1h45m planned",
         "kap-sublingual.yaml: ok — KAP sublingual, 5 phases, 2h5m planned",
         "ketamine-infusion.yaml: ok — Ketamine infusion, 4 phases, 1h55m planned",

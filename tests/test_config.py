@@ -16,6 +16,8 @@ def test_the_example_config_is_valid_and_complete() -> None:
     assert config.rooms[0].lights.kind == "hue" and config.hue_username(config.rooms[0])
     assert config.safety.max_volume == 80 and config.safety.emergency_color_temp == 4000
     assert config.config_dir == EXAMPLE.parent
+    assert config.listen.https and config.listen.hosts == ["roomctl.clinic.lan"]
+    assert config.access.admin_pin == "90817263" and config.access.token_idle_days == 90
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -29,6 +31,25 @@ def test_the_example_config_is_valid_and_complete() -> None:
     ({"rooms": [{"name": "A", "audio": {"playlists": {"journey": {"foldr": "/x"}}}}]},
      "rooms[0] ('A').audio.playlists.journey: a playlist needs exactly one of"),
     ({"rooms": [{"name": "A"}], "pin": "12"}, "pin:"),
+    ({"rooms": [{"name": "A"}], "pin": "٢٤٦٨"}, "pin:"),  # digits, but not 0-9
+    ({"rooms": [{"name": "A"}], "listen": {"cert_file": "c.pem"}}, "give both cert_file and key_file"),
+    ({"rooms": [{"name": "A"}], "listen": {"tls": "off", "cert_file": "c.pem", "key_file": "k.pem"}},
+     "a certificate is configured but tls is \"off\""),
+    ({"rooms": [{"name": "A"}], "listen": {"hosts": ["*.clinic.lan"]}}, "listen.hosts[0]:"),
+    ({"rooms": [{"name": "A"}], "listen": {"tls": "sometimes"}}, "listen.tls:"),
+    ({"rooms": [{"name": "A"}], "pin": "123456", "access": {"admin_pin": "123456"}}, "must differ from pin"),
+    ({"rooms": [{"name": "A"}], "access": {"token_idle_days": 0}}, "access.token_idle_days:"),
+    ({"rooms": [{"name": "A"}], "hue_bridges": {"10.0.0.2": {"username": "u"}}},
+     'hue_bridges.10.0.0.2: certificate_sha256: no certificate pinned for this bridge: pair '
+     'again with `roomctl hue pair`'),
+    ({"rooms": [{"name": "A"}], "hue_bridges": {"10.0.0.2": {
+        "username": "u", "certificate_sha256": "AB:CD"}}},
+     "hue_bridges.10.0.0.2.certificate_sha256: 'AB:CD' is not a SHA-256 fingerprint"),
+    ({"rooms": [{"name": "A"}], "hue_bridges": {"10.0.0.2": {
+        "username": "u", "plain_http": True, "api": "v3"}}}, "hue_bridges.10.0.0.2.api:"),
+    ({"rooms": [{"name": "A", "lights": {"kind": "hue", "bridge": "b", "group": "1",
+                                         "outside_changes": "ignore"}}]},
+     "rooms[0] ('A').lights.outside_changes:"),
 ])
 def test_mistakes_name_their_key(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as err:

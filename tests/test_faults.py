@@ -108,7 +108,7 @@ def config(data: Path, bridge: HueBridgeEmulator, audio: dict[str, Any] | None =
             {"name": "B", "audio": {"kind": "simulated"}},
         ],
         "data_dir": str(data), "pin": PIN, "driver_time_limit": TIME_LIMIT_S,
-        "hue_bridges": {bridge.host: {"username": DEFAULT_USER}},
+        "hue_bridges": {bridge.host: {"username": DEFAULT_USER, "plain_http": True}},
     })
 
 
@@ -222,7 +222,7 @@ def test_a_music_share_that_hangs_never_stops_lights_up_or_the_clock(
               f"Lights up answered in {took * 1000:.0f} ms; music degraded: {music[0]}")
         assert tablet.lights_up("a", on=False) <= LIGHTS_UP_ANSWER_S
         check_other_room(tablet, started_b)
-        assert tablet.call("POST", "/api/rooms/a/session/end").status_code == 200
+        assert tablet.call("POST", "/api/rooms/a/session/end", json={}).status_code == 200
         share_answers.set()
 
 
@@ -266,13 +266,13 @@ def test_a_timeline_that_always_fails_leaves_lights_up_and_end(bridge: HueBridge
         assert state["session"] is not None  # the last known state, not a 500
         assert tablet.call("GET", "/api/rooms").status_code == 200
         assert tablet.call("GET", "/healthz").json()["ok"] is False
-        refused = tablet.call("POST", "/api/rooms/a/session/next")
+        refused = tablet.call("POST", "/api/rooms/a/session/next", json={})
         assert refused.status_code == 409 and "Lights up and End still work" in refused.text
         before = len(bridge.requests)
         took = tablet.lights_up("a")
         assert took <= LIGHTS_UP_ANSWER_S
         assert bridge.wait_for(put_with_bri(LIGHTS_UP_BRI), timeout_s=3, after=before) is not None
-        assert tablet.call("POST", "/api/rooms/a/session/end").status_code == 200
+        assert tablet.call("POST", "/api/rooms/a/session/end", json={}).status_code == 200
         runner.before_evaluate = None
         assert tablet.call("POST", "/api/rooms/a/session", json={"preset": "drill"}).status_code == 201
         check_other_room(tablet, started_b)
@@ -295,7 +295,7 @@ def test_an_endless_transition_is_refused_and_harms_nothing(bridge: HueBridgeEmu
         tablet.call("GET", "/api/rooms")  # (never a 500)
         assert tablet.lights_up("a") <= LIGHTS_UP_ANSWER_S
         assert tablet.state("a")["degraded"] == []
-        assert tablet.call("POST", "/api/rooms/a/session/end").status_code == 200
+        assert tablet.call("POST", "/api/rooms/a/session/end", json={}).status_code == 200
 
 
 def test_lights_up_without_a_session_on_a_bridge_that_forgot_us(bridge: HueBridgeEmulator,
@@ -348,7 +348,7 @@ def test_a_wall_clock_step_moves_no_deadline(step_s: float, bridge: HueBridgeEmu
             assert put is not None
             late = put.arrival_s - (started + 4.0)
             assert -0.1 <= late <= LATE_S, f"the journey reached the lights {late:.2f} s after its time"
-            assert tablet.call("POST", "/api/rooms/a/session/end").status_code == 200
+            assert tablet.call("POST", "/api/rooms/a/session/end", json={}).status_code == 200
             session_id = state["session"]["id"]
             events = tablet.call("GET", f"/api/sessions/{session_id}").json()["events"]
             ack = next(e for e in events if e["kind"] == "cue_acknowledged")

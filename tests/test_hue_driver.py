@@ -33,6 +33,7 @@ from roomctl.drivers.hue.scheduler import (
     Work,
     choose,
 )
+from roomctl.drivers.hue.tls import BridgeTrust
 from roomctl.room import DriverHealth, LightLook
 from testkit.hue_bridge import (
     DEFAULT_USER,
@@ -45,6 +46,7 @@ from testkit.hue_bridge import (
     white_ambiance,
     white_lamp,
 )
+from testkit.hue_drive import no_errors, puts, run_until
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -53,7 +55,7 @@ from testkit.hue_bridge import (
 async def hue_room(bridge: HueBridgeEmulator, clock: Clock, *, group: str | None = "1",
                    lights: list[str] | None = None, username: str = DEFAULT_USER,
                    **options: Any) -> AsyncIterator[HueLights]:
-    room = build_hue_lights(bridge.host, username, group, lights, clock,
+    room = build_hue_lights(bridge.host, username, group, lights, clock, trust=trust_for(bridge),
                             options=HueOptions(**options))
     try:
         yield room
@@ -61,36 +63,11 @@ async def hue_room(bridge: HueBridgeEmulator, clock: Clock, *, group: str | None
         await room.close()
 
 
-async def run_until(clock: VirtualClock, room: HueLights, t: float) -> None:
-    """Advance virtual time to ``t``, letting the driver finish its real HTTP calls at every
-    moment it wakes up."""
-    await settle(clock, room)
-    while (deadline := clock.next_deadline()) is not None and deadline <= t:
-        await clock.advance_to(deadline)
-        await settle(clock, room)
-    await clock.advance_to(t)
-    await settle(clock, room)
-
-
-async def settle(clock: VirtualClock, room: HueLights) -> None:
-    """Until the scheduler sleeps on the virtual clock again. An idle scheduler always has a
-    deadline (its next survey), so none means it is still between a bridge answer and its next
-    sleep; time must not move on under it then, or a chained fade would be sent late."""
-    deadline = time.monotonic() + 5
-    await room.drain()
-    while clock.next_deadline() is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.005)
-        await room.drain()
-
-
-def puts(bridge: HueBridgeEmulator, after: int = 0) -> list[RecordedRequest]:
-    return [r for r in bridge.requests[after:] if r.method == "PUT"]
-
-
-def no_errors(bridge: HueBridgeEmulator) -> None:
-    refused = [(r.path, r.body, r.response) for r in puts(bridge)
-               if r.status != 200 or any("error" in e for e in r.response)]
-    assert refused == []
+def trust_for(bridge: HueBridgeEmulator) -> BridgeTrust | None:
+    """What pairing would have stored for this emulator: its certificate's pin (None: HTTP)."""
+    cert = bridge.certificate
+    return None if cert is None else BridgeTrust(bridge.host, pin=cert.sha256,
+                                                 bridge_id=bridge.bridge_id)
 
 
 @pytest.fixture
@@ -408,8 +385,8 @@ async def test_a_ten_second_slider_burst_on_a_room_of_four(bridge: HueBridgeEmul
 
 async def test_two_rooms_on_one_bridge_share_its_limits(bridge: HueBridgeEmulator) -> None:
     bridges = HueBridges(RealClock())
-    one = bridges.lights(bridge.host, DEFAULT_USER, lights=["1", "2"])
-    two = bridges.lights(bridge.host, DEFAULT_USER, lights=["3", "4"])
+    one = bridges.lights(bridge.host, DEFAULT_USER, trust=None, lights=["1", "2"])
+    two = bridges.lights(bridge.host, DEFAULT_USER, trust=None, lights=["3", "4"])
     try:
         for i in range(30):
             await one.apply(LightLook(10 + i, 2700), 0)
@@ -562,6 +539,9 @@ class BrokenPlant:
     def survey(self) -> Job:
         return Job(lambda: None, lambda answer, now: None)
 
+    def probe(self) -> Job:
+        return self.survey()
+
     def work(self, now: float) -> Work:
         return Work(("1",))
 
@@ -599,3 +579,14 @@ async def test_a_crash_of_the_scheduler_is_logged_and_surfaced(
     await scheduler.close()
     assert isinstance(scheduler.crashed, KeyError)
     assert any("stopped" in m for m in caplog.messages)
+
+
+async def test_an_idle_bridge_that_dies_is_noticed_within_seconds(
+        vbridge: HueBridgeEmulator, vclock: VirtualClock) -> None:
+    async with hue_room(vbridge, vclock) as room:
+        await room.connect()
+        assert room.health().ok
+        vbridge.go_down()
+        await run_until(vclock, room, vclock.now() + 6)  # nothing wanted: the room is idle
+        assert room.health().detail == (f"Hue bridge {vbridge.host} not answering: "
+                                        "connection refused")

@@ -38,6 +38,7 @@ def test_a_plain_install_has_its_presets_and_serves_the_demo(tmp_path: Path) -> 
     names = zipfile.ZipFile(wheel).namelist()
     assert "roomctl/presets/kap-sublingual.yaml" in names
     assert "api/static/index.html" in names
+    assert {"api/static/docs.html", "api/static/docs.js", "api/static/slider.js"} <= set(names)
     assert not [n for n in names if n.startswith("testkit/")], "the test kit is not part of the product"
 
     venv = tmp_path / "venv"
@@ -81,6 +82,12 @@ def test_a_plain_install_has_its_presets_and_serves_the_demo(tmp_path: Path) -> 
         assert list(health.json()["rooms"]) == ["room-1"]
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert page.status_code == 200 and "<html" in page.text.lower()
+        # /docs from the installed files alone: the page, and Swagger UI from its package.
+        docs = httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5)
+        assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text
+        assert "http" not in docs.text.replace("http-equiv", "")
+        bundle = httpx.get(f"http://127.0.0.1:{port}/docs/assets/swagger-ui-bundle.js", timeout=5)
+        assert bundle.status_code == 200 and len(bundle.content) > 100_000
     finally:
         serve.send_signal(signal.SIGINT)
         try:

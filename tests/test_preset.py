@@ -39,7 +39,7 @@ EXPECTED = {
     "color-and-color-temp.yaml": "phase 'journey': lights: set either color or color_temp, not both",
     "color-temp-out-of-range.yaml": "phase 'journey': lights.color_temp: 1500K is below 2000",
     "cue-outside-phase.yaml": "phase 'journey': cues[1].at: 40m is outside the phase (30m long)",
-    "cue-without-anchor.yaml": "phase 'journey': cues[0]: give exactly one of at or since_dose",
+    "cue-without-anchor.yaml": "phase 'journey': cues[0]: give exactly one of at, since_dose or since_last_dose",
     "duplicate-phase-id.yaml": "phases: phase id 'journey' is used twice",
     "infinite-duration.yaml":
         "phase 'journey': duration: inf is not a duration (use e.g. '45s', '15m', '1h30m')",
@@ -60,7 +60,7 @@ EXPECTED = {
         "phase 'journey': cues[0].since_dose: the preset has no dosing phase",
     "unknown-key-typo.yaml": "phase 'journey': lights.colour_temp: unknown key (did you mean "
                              "'color_temp'?); known: brightness, color_temp, color, transition",
-    "unknown-top-level-key.yaml": "author: unknown key; known: name, description, phases",
+    "unknown-top-level-key.yaml": "author: unknown key; known: name, description, phases, monitoring",
     "volume-below-0.yaml": "phase 'journey': music.volume: -5 is below 0",
     "yaml-syntax-error.yaml": "YAML syntax error at line 8, column 7: expected ',' or '}', but got ':'",
     "zero-duration.yaml": "phase 'journey': duration: 0s must be more than 0",

@@ -3,6 +3,7 @@ in the journey, started again — same phase, same remaining time, every command
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from roomctl.events import Event, EventKind
+from roomctl.preset import load_preset
+from roomctl.session import Session
+from roomctl.store import SessionStore
 from testkit.servers import free_port
 
 PIN = "135790"
@@ -93,7 +98,7 @@ def test_sigkill_in_the_journey_then_restart_resumes_in_place(serve: Serve) -> N
     acknowledged: list[str] = []
 
     def cmd(path: str, body: dict[str, Any] | None = None, kind: str | None = None) -> dict[str, Any]:
-        r = httpx.post(f"{room}/{path}", json=body, headers=h)
+        r = httpx.post(f"{room}/{path}", json=body if body is not None else {}, headers=h)
         assert r.status_code in (200, 201), r.text
         if kind:
             acknowledged.append(kind)
@@ -156,3 +161,83 @@ def test_a_corrupt_record_stops_start_up_and_is_left_untouched(serve: Serve) -> 
     assert proc.returncode == 2
     assert "sessions.db" in out
     assert db.read_bytes() == garbage
+
+
+# --- files that must be left as they are -----------------------------------------------------
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def crash_with_records(serve: Serve, commands: int = 30) -> tuple[Path, Path]:
+    """A session with ``commands`` acknowledged commands, then SIGKILL: the latest records
+    live only in the write-ahead log beside the database."""
+    serve.start()
+    token = httpx.post(serve.url + "/api/pair", json={"pin": PIN}).json()["token"]
+    h = {"Authorization": f"Bearer {token}"}
+    room = serve.url + "/api/rooms/room-1"
+    assert httpx.post(f"{room}/session", json={"preset": "kap-sublingual"}, headers=h).status_code == 201
+    for i in range(commands):
+        r = httpx.post(f"{room}/lights", json={"brightness": 10 + i % 50, "transition": 0}, headers=h)
+        assert r.status_code == 200, r.text
+    serve.kill()
+    db = serve.config.parent / "data" / "sessions.db"
+    wal = db.with_name("sessions.db-wal")
+    assert wal.stat().st_size > 0, "the records were expected in the log"
+    return db, wal
+
+
+def refused(serve: Serve) -> str:
+    proc = serve.start(wait=False)
+    out, _ = proc.communicate(timeout=20)
+    serve.proc = None
+    assert proc.returncode == 2, f"roomctl serve started: {out}"
+    return out
+
+
+def test_an_empty_database_beside_its_log_is_refused_and_both_are_left_as_they_are(serve: Serve) -> None:
+    db, wal = crash_with_records(serve)
+    db.write_bytes(b"")  # the file cut to 0 bytes (a full disk at the wrong moment, a bad copy)
+    before = digest(db), digest(wal)
+    out = refused(serve)
+    assert "sessions.db is empty" in out and "sessions.db-wal" in out
+    assert (digest(db), digest(wal)) == before
+
+
+def test_a_damaged_database_beside_its_log_is_refused_and_both_are_left_as_they_are(serve: Serve) -> None:
+    data = serve.config.parent / "data"
+    with SessionStore.open(data / "sessions.db") as store:  # an older record, folded into the file
+        preset = load_preset(Path(__file__).resolve().parent.parent / "roomctl" / "presets" / "tour.yaml")
+        for i in range(20):
+            session = Session(f"old-{i}", preset, [])
+            sink = store.sink("room-1")
+            for event in (Event(kind=EventKind.STARTED, at=1_700_000_000.0 + i * 3600),
+                          Event(kind=EventKind.ENDED, at=1_700_000_600.0 + i * 3600)):
+                sink(session, event)
+                session.events.append(event)
+    db, wal = crash_with_records(serve)
+    page = 4096
+    data_bytes = bytearray(db.read_bytes())
+    victim = len(data_bytes) // page // 2  # a page of the older sessions, which the log does not hold
+    data_bytes[victim * page: victim * page + 200] = b"\xa5" * 200
+    db.write_bytes(bytes(data_bytes))
+    before = digest(db), digest(wal)
+    out = refused(serve)
+    assert "sessions.db is damaged" in out and "roomctl has not changed it" in out
+    assert (digest(db), digest(wal)) == before
+
+
+def test_a_database_moved_aside_from_its_log_is_refused_and_the_log_left_as_it_is(serve: Serve) -> None:
+    db, wal = crash_with_records(serve)
+    aside = db.with_name("sessions.db.aside")
+    db.rename(aside)  # as a message once advised, to start afresh
+    before = digest(wal)
+    out = refused(serve)
+    assert "sessions.db is missing" in out and "sessions.db-wal" in out
+    assert digest(wal) == before and not db.exists()
+    aside.rename(db)  # put back together, nothing is lost
+    serve.start()
+    token = httpx.post(serve.url + "/api/pair", json={"pin": PIN}).json()["token"]
+    sessions = httpx.get(serve.url + "/api/sessions", headers={"Authorization": f"Bearer {token}"}).json()
+    assert [s["event_count"] for s in sessions] == [31]

@@ -12,7 +12,7 @@ from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.gate import Backoff
 from roomctl.preset import parse_preset_yaml
 from roomctl.room import DriverHealth, LightLook, LightReading, MusicTarget, Safety
-from roomctl.session import CommandRejected, Room, Session, SessionRunner, UnknownPhase
+from roomctl.session import RETRY_RECORD_S, CommandRejected, RecordFailing, Room, Session, SessionRunner, UnknownPhase
 from roomctl.timeline import Status
 
 START = 1_000_000.0  # the `clock` fixture's start
@@ -140,20 +140,35 @@ async def test_emergency_is_applied_at_once_and_released_gently(
     assert lights.commands[-1] == (START + 4200, LightLook(10, color="#ff8a3d"), 240.0)
 
 
-async def test_emergency_reaches_the_lights_even_when_the_record_refuses_it(
+async def test_lights_up_works_while_the_record_refuses_it_and_is_written_later(
         clock: VirtualClock, lights: SimulatedLights, audio: SimulatedAudio) -> None:
+    written: list[EventKind] = []
+    failing = [False]
+
     def sink(_session: Session, event: Event) -> None:
-        if event.kind is EventKind.EMERGENCY_ON:
+        if failing[0]:
             raise OSError("disk full")
+        written.append(event.kind)
 
     runner = SessionRunner(Room("r", lights, audio), clock, event_sink=sink)
     try:
         await runner.start(PRESET)
-        with pytest.raises(OSError, match="disk full"):
-            await runner.emergency_on()
+        failing[0] = True
+        await runner.emergency_on()  # carried out, not refused
         await runner.lights_gate.idle()
         # the emergency look went to the gate before the record was asked, and so reached the bulbs
         assert lights.commands[-1][1:] == (EMERGENCY, 3.0)
+        assert runner.emergency and runner.unwritten == 1  # the room follows it; it waits in memory
+        with pytest.raises(RecordFailing, match="disk full"):
+            await runner.hold()  # any other command is refused, and changes nothing
+        await runner.emergency_off()  # released the same way
+        assert not runner.emergency and runner.unwritten == 2
+        await clock.advance(RETRY_RECORD_S * 3)
+        assert runner.unwritten == 2 and written == [EventKind.STARTED]  # still failing: kept, in order
+        failing[0] = False
+        await clock.advance(RETRY_RECORD_S * 1.5)  # the retry writes them as soon as it can
+        assert runner.unwritten == 0
+        assert written == [EventKind.STARTED, EventKind.EMERGENCY_ON, EventKind.EMERGENCY_OFF]
     finally:
         await runner.close()
 
@@ -289,7 +304,7 @@ async def test_a_failing_sink_fails_the_command_and_records_nothing(
     try:
         await runner.start(PRESET)
         fail[0] = True
-        with pytest.raises(OSError, match="disk full"):
+        with pytest.raises(RecordFailing, match="disk full"):
             await runner.hold()
         assert runner.session is not None
         assert [e.kind for e in runner.session.events] == [EventKind.STARTED]
@@ -459,3 +474,24 @@ async def test_a_session_task_that_fails_is_started_again(runner: SessionRunner,
     await asyncio.sleep(0.7)  # (real time) the watchman starts it again
     await clock.advance(1)
     assert lights.commands[-1][1] == LightLook(10, color="#ff8a3d")  # the journey reached the lights
+
+
+async def test_undo_takes_back_a_next_pressed_by_mistake(runner: SessionRunner, clock: VirtualClock,
+                                                       lights: SimulatedLights) -> None:
+    await runner.start(PRESET)
+    await clock.advance(90)
+    await runner.next()
+    await clock.advance(3)
+    status = await runner.undo()
+    assert status.phase.id == "prep" and status.time_since_dose_s is None
+    assert lights.commands[-1][1] == LightLook(60, color_temp=2700)
+    with pytest.raises(CommandRejected, match="nothing to undo"):
+        await runner.undo()
+    await runner.next()
+    await clock.advance(11)
+    with pytest.raises(CommandRejected, match="too late to undo"):
+        await runner.undo()
+    assert runner.session is not None
+    assert [e.kind for e in runner.session.events][1:] == [EventKind.ADVANCED, EventKind.UNDONE,
+                                                           EventKind.ADVANCED]
+    assert runner.session.events[2].undoes == 1

@@ -10,7 +10,7 @@ from roomctl.curves import Fade, blend_looks
 from roomctl.events import Event, EventKind, LightsChange, MusicChange
 from roomctl.preset import Preset, parse_preset_yaml
 from roomctl.room import LightLook, MusicTarget, Safety
-from roomctl.timeline import Replay, Status, evaluate
+from roomctl.timeline import Replay, Status, evaluate, evaluate_many
 
 T0 = 1_000_000.0
 M = 60.0  # one minute
@@ -229,6 +229,32 @@ def test_time_since_dose_starts_at_the_first_dosing_phase() -> None:
     assert at(events, 11 * M).time_since_dose_s is None
     assert at(events, 12 * M).time_since_dose_s == 0
     assert at(events, 50 * M).time_since_dose_s == 38 * M
+
+
+def test_an_undone_next_is_as_if_it_never_happened_from_then_on() -> None:
+    # Next out of preparation at 2m by mistake, taken back 4 s later.
+    events = [*started(), ev(EventKind.ADVANCED, 2 * M), ev(EventKind.UNDONE, 2 * M + 4, undoes=1)]
+    assert at(events, 2 * M + 2).phase.id == "dose"  # the record keeps what happened meanwhile
+    now = at(events, 2 * M + 5)
+    assert now.phase.id == "prep" and now.time_since_dose_s is None
+    assert now.phase_started_at == T0 and now.time_in_phase_s == 2 * M + 5
+    assert now.light_target == LightLook(60, color_temp=2700)
+    # Dosing entered for real later: the dose clock and its reminders count from then.
+    events.append(ev(EventKind.ADVANCED, 10 * M))
+    later = at(events, 30 * M)
+    assert later.phase.id == "journey" and later.time_since_dose_s == 20 * M
+    assert [c.text for c in later.cues_due] == ["Consent checklist", "Spit the lozenge", "BP one"]
+    assert evaluate_many(PRESET, events, [T0 + 2 * M + 2, T0 + 2 * M + 5, T0 + 30 * M]) == [
+        at(events, 2 * M + 2), at(events, 2 * M + 5), later]
+
+
+def test_replay_follows_an_undo_appended_live() -> None:
+    replay = Replay(PRESET)
+    events = [*started(), ev(EventKind.ADVANCED, 60)]
+    assert replay.status(events, T0 + 61).phase.id == "dose"
+    events.append(ev(EventKind.UNDONE, 62, undoes=1))
+    assert replay.status(events, T0 + 63).phase.id == "prep"
+    assert replay.status(events, T0 + 63) == at(events, 63)
 
 
 def test_events_after_t_are_not_seen() -> None:

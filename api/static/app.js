@@ -1,12 +1,21 @@
 // roomctl tablet: pairing, the live room state over the WebSocket, and the session screen.
-import { api, fmtClock, fmtSpan, h, onUnauthorized, toast } from "./util.js";
+import { api, details, fmtClock, fmtSpan, h, onUnauthorized, toast } from "./util.js";
+import { kindWord, plainProblem, preflightLines } from "./words.js";
+import { makeSlider } from "./slider.js";
+import { clinicalView } from "./clinical.js";
+import * as pastSessions from "./history.js";
 import * as presets from "./presets.js";
+import * as devices from "./devices.js";
 
 const $ = (id) => document.getElementById(id);
 
-const HOLD_MS = 1000; // Lights up needs a deliberate press this long
-const SLIDER_EVERY_MS = 100; // at most one slider update per this interval while dragging
+const HOLD_MS = 1000; // Lights up needs a deliberate press this long ...
+const HOLD_SLOP_PX = 24; // ... with the finger staying where it landed (a roll this far is still staying)
+const UNDO_MS = 5000; // a phase change can be taken back from the tablet this long
 const STALE_MS = 6000; // a running session pushes every second; silence this long means a dead link
+const BACK_MS = 4000; // "connected again" stays this long
+const ROOM_SOFT = { brightness: 30, color_temp: 2700, transition: 10 };
+const ROOM_OFF = { brightness: 0, transition: 10 };
 const SWATCHES = [
   { name: "Warm white", color_temp: 2700, show: "#ffa757" },
   { name: "Candle", color: "#ff9a3c" },
@@ -33,7 +42,9 @@ const app = {
   presetList: [],
   chosen: null, // preset id picked for the next session
   preflightFor: null,
+  startProblems: [], // what the room check found when the running session started
   nudgeDismissed: new Set(),
+  undo: null, // {until, from, to, timer}
   wakeLock: null,
   tab: "session",
 };
@@ -43,7 +54,7 @@ window.roomctl = app; // for a look from the browser's console
 
 async function boot() {
   wireStatic();
-  onUnauthorized(() => showPair("This tablet is not paired (or was removed). Enter the PIN."));
+  onUnauthorized(() => showPair("This tablet is not paired (or was removed). Type the PIN."));
   let pairNote = "";
   const m = location.hash.match(/^#pair=([^&]+)/);
   if (m) {
@@ -51,7 +62,7 @@ async function boot() {
     try {
       await api("/api/pair", { method: "POST", body: { code: decodeURIComponent(m[1]), label: tabletLabel() } });
     } catch (err) {
-      pairNote = err.status === 401 ? "That pairing link was already used. Enter the PIN instead." : err.message;
+      pairNote = err.status === 401 ? "That pairing link was already used. Type the PIN instead." : err.message;
     }
   }
   await enter(pairNote);
@@ -71,7 +82,7 @@ async function enter(pairNote = "") {
     performance.mark("roomctl:rooms");
   } catch (err) {
     if (err.status === 401) { showPair(pairNote); return; }
-    $("boot").textContent = "roomctl does not answer — retrying…";
+    $("boot").textContent = "roomctl does not answer — trying again…";
     setTimeout(() => enter(pairNote), Math.min(5000, 500 * 2 ** bootRetry++));
     return;
   }
@@ -91,7 +102,7 @@ function showPair(message = "") {
 async function pairSubmit(ev) {
   ev.preventDefault();
   const pin = $("pin").value.trim();
-  if (!pin) { $("pair-msg").textContent = "Enter the PIN first."; return; }
+  if (!pin) { $("pair-msg").textContent = "Type the PIN first."; return; }
   $("pair-btn").disabled = true;
   try {
     await api("/api/pair", { method: "POST", body: { pin, label: tabletLabel() } });
@@ -99,7 +110,8 @@ async function pairSubmit(ev) {
     $("pair-screen").hidden = true;
     await enter();
   } catch (err) {
-    $("pair-msg").textContent = err.status === 401 ? "That PIN is not right. Try again." : err.message;
+    $("pair-msg").textContent = err.status === 401 ? "That PIN is not right. Try again."
+      : err.status === 429 ? "Too many wrong PINs. Wait a minute, then try again." : err.message;
     $("pin").value = "";
   } finally {
     $("pair-btn").disabled = false;
@@ -162,7 +174,7 @@ function connect() {
     if (app.ws !== ws) return;
     app.ws = null;
     setLive(false);
-    if (ev.code === 4401) { showPair("This tablet is not paired any more. Enter the PIN."); return; }
+    if (ev.code === 4401) { showPair("This tablet is not paired any more. Type the PIN."); return; }
     if (!opened) {
       // Refused before it opened: a revoked token (the 401 shows the pairing screen), a room that
       // is gone, or simply no server yet.
@@ -185,18 +197,44 @@ function scheduleReconnect() {
   app.retryTimer = setTimeout(connect, delay);
 }
 
+let backTimer = null;
 function setLive(live) {
+  const wasLost = !app.live && app.everLive && $("offline").dataset.lost === "1";
   app.live = live;
   $("controls").disabled = !live;
+  $("lightsup").disabled = !live;
   const conn = $("conn");
   conn.classList.toggle("live", live);
   conn.classList.toggle("lost", !live && app.everLive);
-  $("conn-text").textContent = live ? "live" : app.everLive ? "reconnecting…" : "connecting…";
-  $("offline").hidden = live || !app.everLive;
+  $("conn-text").textContent = live ? "live" : app.everLive ? "not connected" : "connecting…";
   document.body.dataset.live = live ? "1" : "0";
+  const banner = $("offline");
+  clearTimeout(backTimer);
+  if (!live && app.everLive) {
+    // What is true when the tablet cannot reach roomctl: nothing here knows what the room does.
+    banner.dataset.lost = "1";
+    banner.classList.remove("back");
+    $("offline-title").textContent = "roomctl does not answer";
+    $("offline-text").textContent = "The lights and music may have stopped, or stayed as they were. " +
+      "If the client needs light now, use the wall switch or the room's own light controls. " +
+      "This screen reconnects by itself.";
+    banner.hidden = false;
+    showHint("Not connected: use the wall switch", true, true);
+  } else if (live && wasLost) {
+    banner.dataset.lost = "0";
+    banner.classList.add("back");
+    $("offline-title").textContent = "Connected again";
+    $("offline-text").textContent = "roomctl answers; the screen shows the room as it is now and the controls work.";
+    banner.hidden = false;
+    backTimer = setTimeout(() => { banner.hidden = true; }, BACK_MS);
+    showHint(HOLD_HINT, false);
+  } else {
+    banner.hidden = true;
+  }
+  if (app.state) renderNotes(app.state); // what the screen knows of the room changes with the link
   if (!live) {
     for (const d of document.querySelectorAll("dialog[open]")) d.close();
-    cancelHold(false);
+    cancelHold(null);
     return;
   }
   if (!app.everLive) {
@@ -238,31 +276,64 @@ async function command(path, body) {
 }
 const quietly = (p) => p.catch(() => {});
 
+/** Lights and music: the session's controls while one runs, the room by hand otherwise. */
+function setLights(change) {
+  return active(app.state) ? command("/lights", change) : command("/by-hand", { lights: change });
+}
+function setMusic(change) {
+  return active(app.state) ? command("/music", change) : command("/by-hand", { music: change });
+}
+
 // ── rendering the state ──────────────────────────────────────────────────────
 
 function active(st) { return !!(st && st.session && !st.session.ended); }
 
+let clinical = null;
+let emClinical = null;
+
 function applyState(st) {
+  const before = app.state;
   app.state = st;
   app.receivedAt = performance.now();
   app.lastSeq = Math.max(app.lastSeq, st.seq);
-  const s = st.session;
   const running = active(st);
+  if (before && active(before) && (!running || before.session.id !== st.session?.id)) app.startProblems = [];
   $("idle").hidden = running;
   $("running").hidden = !running;
-  $("steer").hidden = !running;
-  $("preflight-box").hidden = running;
-  $("emergency").hidden = !st.emergency;
-  $("em-text").textContent = running
-    ? "Bright neutral light, music low, the timeline waits."
-    : "Bright neutral light, music low.";
-  $("lightsdown").textContent = running ? "Lights down — back to the session" : "Lights down";
+  $("view-session").classList.toggle("is-running", running);
+  $("room-looks").hidden = running;
+  renderEmergency(st, running);
   renderRoom(st);
+  renderSteer(st, running);
   if (running) renderSession(st); else renderIdle(st);
-  renderCues(st);
+  clinical.render(st);
+  const due = running ? st.session.cues_due.length : 0;
+  $("cue-badge").hidden = due === 0;
+  $("cue-badge").textContent = String(due);
+  renderUndo();
   renderNudge(st);
   updateWakeLock();
   tick();
+}
+
+function renderEmergency(st, running) {
+  $("emergency").hidden = !st.emergency;
+  $("emergency").classList.toggle("with-session", running);
+  if (!st.emergency) { emClinical.root.hidden = true; return; }
+  $("em-text").textContent = running
+    ? "Bright neutral light, music low, the session's countdown waits."
+    : "Bright neutral light, music low.";
+  $("lightsdown").textContent = running ? "Lights down — back to the session" : "Lights down";
+  const up = st.lights_up;
+  $("em-confirm").textContent = !up ? "" : up.confirmed
+    ? "The lights confirmed it."
+    : up.sent_at ? "Sent to the lights; waiting for them to confirm…" : "Sending to the lights…";
+  $("em-confirm").classList.toggle("ok", !!(up && up.confirmed));
+  const music = st.music;
+  $("em-quieter").disabled = !music.playlist || !music.playing || music.volume <= 0.5;
+  $("em-stop").disabled = !music.playlist || !music.playing;
+  emClinical.root.hidden = !running;
+  if (running) emClinical.render(st);
 }
 
 const bulbs = new Map();
@@ -293,9 +364,26 @@ function renderRoom(st) {
     el.querySelector(".lvl").textContent = l.on ? `${Math.round(level)} %` : "off";
   }
   for (const [id, el] of bulbs) if (!seen.has(id)) { el.remove(); bulbs.delete(id); }
-  const notes = st.degraded.filter((d) => !/^audio is simulated/.test(d));
-  $("degraded").hidden = notes.length === 0;
-  $("degraded").textContent = notes.join(" · ");
+  renderNotes(st);
+}
+
+let notesKey = "";
+function renderNotes(st) {
+  // A short plain sentence per problem; the service's own words inside "details".
+  const reasons = st.degraded.filter((d) => !/^audio is simulated/.test(d));
+  const notes = reasons.map((r) => [plainProblem(r), r]);
+  if (active(st)) {
+    for (const [text, detail] of app.startProblems) notes.push([text, detail]);
+  }
+  if (!app.live && app.everLive) notes.splice(0, notes.length, ["Not known: roomctl does not answer.", null]);
+  const key = JSON.stringify(notes);
+  if (key === notesKey) return;
+  notesKey = key;
+  const box = $("room-notes");
+  box.replaceChildren(...(notes.length ? notes.map(([text, detail]) => h("div", { class: "note" },
+    h("span", { class: "note-text" }, text), detail ? details("details", detail) : null))
+    : [h("p", { class: "all-well" }, "Lights and music answer.")]));
+  box.classList.toggle("has-notes", notes.length > 0);
 }
 
 function hexAlpha(hex, a) {
@@ -303,10 +391,35 @@ function hexAlpha(hex, a) {
   return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${a.toFixed(2)})`;
 }
 
+function renderSteer(st, running) {
+  const L = st.lights;
+  const target = running ? L.target : null;
+  const lit = L.lights.filter((l) => l.reachable);
+  const avg = (key) => lit.length ? lit.reduce((a, l) => a + (l.on ? l[key] || 0 : 0), 0) / lit.length : 0;
+  const bri = target ? target.brightness : avg("brightness");
+  sliders.bri.set(Math.round(bri));
+  // Warmth shows what the lights do: during a colour it says so instead of a stale number.
+  const colour = target ? target.color : lit.find((l) => l.on && l.color)?.color || null;
+  const kelvin = target ? target.color_temp : lit.find((l) => l.on && l.color_temp)?.color_temp;
+  if (colour) sliders.ct.set(sliders.ct.value, "a colour");
+  else if (kelvin) sliders.ct.set(kelvin);
+  const col = colour ? colour.toLowerCase() : null;
+  for (const b of $("swatches").children) {
+    const sw = SWATCHES[Number(b.dataset.i)];
+    const on = sw.color ? sw.color === col : !col && kelvin === sw.color_temp;
+    b.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  const M = st.music;
+  sliders.vol.set(Math.round(running ? M.target_volume ?? M.volume : M.volume));
+  $("btn-play").textContent = M.playlist && M.playing ? "Pause" : "Play";
+  $("btn-skip").disabled = !M.playlist;
+  $("btn-back").hidden = !(running && (L.overridden || M.overridden));
+}
+
 let stripKey = "";
 function renderSession(st) {
   const s = st.session;
-  $("phase-kind").textContent = s.phase.kind;
+  $("phase-kind").textContent = kindWord(s.phase.kind);
   $("phase-title").textContent = s.phase.title;
   $("session-name").textContent = s.preset_name + (s.label ? ` · ${s.label}` : "");
   $("held-badge").hidden = !s.held;
@@ -324,27 +437,7 @@ function renderSession(st) {
   $("btn-hold").textContent = s.held ? "Resume" : "Hold";
   $("btn-hold").classList.toggle("primary", s.held);
   $("btn-extend").disabled = s.phase.advance === "manual";
-  $("btn-extend").title = s.phase.advance === "manual" ? "A manual phase has no countdown to extend" : "";
-
-  const L = st.lights;
-  const target = L.target;
-  const onLights = L.lights.filter((l) => l.on);
-  const bri = target ? target.brightness
-    : onLights.length ? onLights.reduce((a, l) => a + l.brightness, 0) / onLights.length : 0;
-  sliders.bri.set(Math.round(bri));
-  if (target && target.color_temp) sliders.ct.set(target.color_temp);
-  const color = target && target.color ? target.color.toLowerCase() : null;
-  for (const b of $("swatches").children) {
-    const sw = SWATCHES[Number(b.dataset.i)];
-    const on = sw.color ? sw.color === color : !color && target && target.color_temp === sw.color_temp;
-    b.setAttribute("aria-pressed", on ? "true" : "false");
-  }
-  const M = st.music;
-  sliders.vol.set(Math.round(M.target_volume ?? M.volume));
-  $("btn-play").textContent = M.playing ? "Pause" : "Play";
-  $("btn-play").disabled = !M.playlist;
-  $("btn-skip").disabled = !M.playlist;
-  $("btn-back").hidden = !(L.overridden || M.overridden);
+  $("btn-extend").title = s.phase.advance === "manual" ? "This phase waits for you: there is no countdown to extend" : "";
 }
 
 function renderIdle(st) {
@@ -354,7 +447,8 @@ function renderIdle(st) {
     const at = new Date((s.ended_at || st.t) * 1000);
     note.hidden = false;
     note.textContent = `Last session: ${s.preset_name}${s.label ? ` (${s.label})` : ""}, ended at ` +
-      `${at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })} after ${fmtSpan(s.session_time_s)}.`;
+      `${at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })} after ${fmtSpan(s.session_time_s)}. ` +
+      "The lights and music can still be set (beside), or choose Room soft or Room off.";
   } else {
     note.hidden = true;
   }
@@ -369,7 +463,7 @@ function renderPick() {
   $("preset-pick").replaceChildren(...usable.map((p) => h("button", {
     type: "button", role: "radio", "aria-checked": p.id === app.chosen ? "true" : "false", "data-preset": p.id,
     onclick: () => choosePreset(p.id),
-  }, h("span", { class: "src" }, p.source === "clinic" ? "Clinic" : "Bundled"),
+  }, h("span", { class: "src" }, p.source === "clinic" ? "The clinic's" : "Came with roomctl"),
   h("b", {}, p.name), h("span", { class: "meta" }, `${p.phases} phases · about ${fmtSpan(p.planned_s)}`))));
   if (app.chosen && app.preflightFor !== app.chosen) loadPreflight();
   if (!app.chosen) {
@@ -383,6 +477,14 @@ function choosePreset(id) {
   localStorage.setItem("roomctl.preset", id);
   for (const b of $("preset-pick").children) b.setAttribute("aria-checked", b.dataset.preset === id ? "true" : "false");
   loadPreflight();
+}
+
+/** One room-check line: the plain words, a short extra line, the technical words in "details". */
+function checkItem([ok, text, extra, detail]) {
+  return h("li", { class: ok ? "ok" : "bad", "data-ok": ok ? "1" : "0" },
+    h("span", { class: "check-text" }, text),
+    extra ? h("span", { class: "check-extra" }, extra) : null,
+    detail && !ok ? details("details", detail) : null);
 }
 
 let preflightSeq = 0;
@@ -403,14 +505,7 @@ async function loadPreflight() {
     return;
   }
   if (mine !== preflightSeq) return;
-  const item = (ok, text) => h("li", { class: ok ? "ok" : "bad", "data-ok": ok ? "1" : "0" }, text);
-  list.replaceChildren(
-    item(p.lights.ok, `Lights: ${p.lights.ok ? "answer" : "not answering"}${p.lights.detail ? ` (${p.lights.detail})` : ""}`),
-    item(p.audio.ok, `Audio: ${p.audio.ok ? "ready" : "not ready"}${p.audio.detail ? ` (${p.audio.detail})` : ""}`),
-    ...p.playlists.map((pl) => item(pl.ok, pl.ok
-      ? `Playlist “${pl.name}”: ${pl.playable} track${pl.playable === 1 ? "" : "s"}${pl.files ? `, ${pl.measured} of ${pl.files} measured for loudness` : ""}${pl.broken.length ? `; skipping ${pl.broken.length} broken: ${pl.broken.map((b) => b.split(": ")[0].split("/").pop()).join(", ")}` : ""}`
-      : `Playlist “${pl.name}”: ${pl.problems.join("; ") || "nothing playable"}`)),
-  );
+  list.replaceChildren(...preflightLines(p).map(checkItem));
   $("start-btn").disabled = false;
   $("start-btn").textContent = p.ok ? "Start session" : "Start anyway";
 }
@@ -422,7 +517,14 @@ async function startSession() {
     const label = $("session-label").value.trim();
     const out = await command("/session", { preset: app.chosen, ...(label ? { label } : {}) });
     $("session-label").value = "";
-    if (out && out.preflight && !out.preflight.ok) toast("Started; the room check found problems (see Room check).", true);
+    if (out && out.preflight && !out.preflight.ok) {
+      // The room check is not on the session screen: what it found goes into the room's notes.
+      app.startProblems = preflightLines(out.preflight).filter((l) => !l[0])
+        .map(([, text, extra, detail]) => [`${text}${extra ? `: ${extra}` : ""}`, detail]);
+      notesKey = "";
+      renderNotes(app.state);
+      toast(`Started. The room check found a problem: ${app.startProblems[0][0]}`, true);
+    }
   } catch {
     // the toast says why
   } finally {
@@ -430,40 +532,45 @@ async function startSession() {
   }
 }
 
-// ── reminders: on the tablet only, acknowledged with one tap ─────────────────
+// ── Next, Go to… and Undo ────────────────────────────────────────────────────
 
-const cueEls = new Map();
-function renderCues(st) {
-  const box = $("cues");
-  const s = st.session;
-  const due = active(st) ? s.cues_due : [];
-  const ids = new Set(due.map((c) => c.id));
-  for (const [id, el] of cueEls) if (!ids.has(id)) { el.remove(); cueEls.delete(id); }
-  for (const c of due) {
-    if (cueEls.has(c.id)) continue;
-    const note = h("input", { type: "text", maxlength: 500, placeholder: "Note (optional), e.g. BP 128/82",
-      "aria-label": "Note", autocomplete: "off" });
-    const done = h("button", { type: "button", class: "primary", "data-cue": c.id }, "Done");
-    const when = h("span", { class: "cue-when", "data-due": String(c.due_at) });
-    const el = h("div", { class: "cue", "data-cue": c.id, role: "group", "aria-label": "Reminder" },
-      h("div", {}, h("div", { class: "cue-text" }, c.text), when), done, note);
-    const ack = async () => {
-      done.disabled = true;
-      try {
-        const text = note.value.trim();
-        await command("/cues/ack", { cue: c.id, ...(text ? { note: text } : {}) });
-      } catch {
-        done.disabled = false;
-      }
-    };
-    done.addEventListener("click", ack);
-    note.addEventListener("keydown", (e) => { if (e.key === "Enter") ack(); });
-    cueEls.set(c.id, el);
-    box.append(el);
+async function changePhase(path, body) {
+  const from = app.state?.session?.phase?.title;
+  try {
+    await command(path, body);
+  } catch {
+    return;
   }
-  const badge = $("cue-badge");
-  badge.hidden = due.length === 0;
-  badge.textContent = String(due.length);
+  const s = app.state?.session;
+  if (!s) return;
+  clearTimeout(app.undo?.timer);
+  app.undo = { until: performance.now() + UNDO_MS, from, to: s.ended ? "the end" : s.phase.title,
+    timer: setTimeout(() => { app.undo = null; renderUndo(); renderNudge(app.state); }, UNDO_MS) };
+  renderUndo();
+  renderNudge(app.state);
+}
+
+function renderUndo() {
+  const u = app.undo;
+  const show = !!u && active(app.state);
+  $("undo").hidden = !show;
+  if (!show) return;
+  const left = Math.max(1, Math.ceil((u.until - performance.now()) / 1000));
+  $("undo-text").textContent = `Now: ${u.to}.`;
+  $("undo-btn").textContent = `Undo — back to ${u.from} (${left})`;
+}
+
+async function undo() {
+  clearTimeout(app.undo?.timer);
+  app.undo = null;
+  renderUndo();
+  try {
+    await command("/session/undo");
+    toast("Taken back: as if it never happened.");
+  } catch {
+    // the toast says why (e.g. too late)
+  }
+  renderNudge(app.state);
 }
 
 // ── the per-second tick: timers count locally between pushes ─────────────────
@@ -473,35 +580,9 @@ function tick() {
   if (!active(st)) return;
   const s = st.session;
   const dt = (performance.now() - app.receivedAt) / 1000;
-  $("t-phase").textContent = fmtClock(s.time_in_phase_s + dt);
-  const remEl = $("t-remaining");
-  const remLabel = $("t-remaining-label");
-  let remaining = null;
-  if (s.remaining_s !== null && s.remaining_s !== undefined) {
-    remaining = Math.max(0, s.remaining_s - dt);
-    remEl.textContent = fmtClock(Math.ceil(remaining));
-    remLabel.textContent = "Remaining";
-    remEl.classList.remove("dim");
-  } else if ((s.held || s.emergency) && s.countdown_s !== null && s.countdown_s !== undefined) {
-    remEl.textContent = fmtClock(Math.ceil(s.countdown_s));
-    remLabel.textContent = "Remaining · on hold";
-    remEl.classList.remove("dim");
-  } else if (s.phase.advance === "manual") {
-    remLabel.textContent = "Manual · waits for you";
-    remEl.classList.add("dim");
-    if (s.phase.planned_s) {
-      const left = s.phase.planned_s - (s.time_in_phase_s + dt);
-      remEl.textContent = left >= 0 ? `≈ ${fmtClock(Math.ceil(left))}` : `+${fmtClock(-left)}`;
-      remLabel.textContent = left >= 0 ? "Planned · left" : "Past the plan";
-    } else {
-      remEl.textContent = "—";
-    }
-  } else {
-    remEl.textContent = "—";
-    remLabel.textContent = "Remaining";
-  }
-  $("t-dose").textContent = s.time_since_dose_s === null || s.time_since_dose_s === undefined
-    ? "not yet" : fmtClock(s.time_since_dose_s + dt);
+  clinical.tick(st, dt);
+  if (st.emergency) emClinical.tick(st, dt);
+  const remaining = s.remaining_s === null || s.remaining_s === undefined ? null : Math.max(0, s.remaining_s - dt);
   const n = s.next_phase;
   let next;
   if (!n) next = "End of the session";
@@ -510,102 +591,93 @@ function tick() {
   else if (s.phase.advance === "manual") next = `${n.title} — when you press Next`;
   else next = `${n.title} in ${fmtClock(Math.ceil(remaining ?? 0))}`;
   $("next-phase").textContent = next;
-  for (const w of document.querySelectorAll(".cue-when")) {
-    const ago = st.t + dt - Number(w.dataset.due);
-    w.textContent = ago < 60 ? "due just now" : `due ${fmtClock(ago)} ago`;
-  }
   const np = st.music.now_playing;
   if (np) {
     const pos = np.position_s + (st.music.playing ? dt : 0);
     const dur = np.duration_s ? ` / ${fmtClock(np.duration_s)}` : "";
     $("now-playing").textContent = `♪ ${np.title}${np.artist ? ` — ${np.artist}` : ""} · ${fmtClock(pos)}${dur}`;
   } else {
-    $("now-playing").textContent = st.music.playlist ? `Playlist “${st.music.playlist}”` : "No music in this phase";
+    $("now-playing").textContent = st.music.playlist ? `“${st.music.playlist}”` : "No music now";
   }
+  if (app.undo) renderUndo();
 }
 setInterval(tick, 250);
 
-// ── sliders: live while dragging, throttled, the final value always sent ─────
-
-function liveSlider(input, output, format, send) {
-  let dragging = false;
-  let busyUntil = 0; // after a release, wait for the room to echo the value before following it again
-  let last = 0;
-  let timer = null;
-  let inflight = false;
-  let queued = null;
-  const push = (v) => {
-    if (inflight) { queued = v; return; }
-    inflight = true;
-    send(v).catch(() => {}).finally(() => {
-      inflight = false;
-      if (queued !== null) { const q = queued; queued = null; push(q); }
-    });
-  };
-  input.addEventListener("pointerdown", () => { dragging = true; });
-  input.addEventListener("input", () => {
-    busyUntil = performance.now() + 2000;
-    output.textContent = format(Number(input.value));
-    const now = performance.now();
-    clearTimeout(timer);
-    if (now - last >= SLIDER_EVERY_MS) {
-      last = now;
-      push(Number(input.value));
-    } else {
-      timer = setTimeout(() => { last = performance.now(); push(Number(input.value)); }, SLIDER_EVERY_MS - (now - last));
-    }
-  });
-  input.addEventListener("change", () => {
-    clearTimeout(timer);
-    dragging = false;
-    busyUntil = performance.now() + 2000;
-    last = performance.now();
-    push(Number(input.value));
-  });
-  const release = () => { dragging = false; };
-  input.addEventListener("pointerup", release);
-  input.addEventListener("pointercancel", release);
-  return {
-    set(v) {
-      if (dragging || performance.now() < busyUntil) return;
-      input.value = String(v);
-      output.textContent = format(v);
-    },
-  };
-}
-
 const sliders = {};
 
-// ── Lights up: press and hold; a short tap only explains ─────────────────────
+// ── Lights up: press and hold, the finger staying on it; a short tap only explains ──
 
+const HOLD_HINT = "Press and hold 1 s";
 let holdTimer = null;
+let holdPointer = null;
+let holdFrom = null; // where the finger landed
 let hintTimer = null;
 function startHold() {
-  if ($("controls").disabled || holdTimer) return;
   const btn = $("lightsup");
+  if (btn.disabled || holdTimer) return;
   btn.style.setProperty("--hold-ms", `${HOLD_MS}ms`);
   btn.classList.add("holding");
-  holdTimer = setTimeout(async () => {
+  showHint("Keep holding…", true);
+  const mine = setTimeout(() => {
+    // Moves are handed to the page once per frame: let those already made arrive (and cancel
+    // the hold if the finger slid off) before deciding that the finger stayed.
+    requestAnimationFrame(() => setTimeout(() => { if (holdTimer === mine) fire(); }, 0));
+  }, HOLD_MS);
+  holdTimer = mine;
+  async function fire() {
     holdTimer = null;
+    holdPointer = null;
     btn.classList.remove("holding");
     showHint("Lights coming up…", true);
     await quietly(command("/emergency", { on: true }));
-    showHint("Hold 1 s", false);
-  }, HOLD_MS);
+    showHint(HOLD_HINT, false);
+  }
 }
-function cancelHold(explain = true) {
+function cancelHold(explain) {
+  holdPointer = null;
   if (!holdTimer) return;
   clearTimeout(holdTimer);
   holdTimer = null;
   $("lightsup").classList.remove("holding");
-  if (explain) showHint("Hold to bring the lights up", true);
+  if (explain) showHint(explain, true);
+  else showHint(app.live ? HOLD_HINT : "Not connected: use the wall switch", !app.live, !app.live);
 }
-function showHint(text, strong) {
+function showHint(text, strong, stay = false) {
   const hint = $("lightsup-hint");
   hint.textContent = text;
   hint.classList.toggle("show", strong);
   clearTimeout(hintTimer);
-  if (strong) hintTimer = setTimeout(() => { hint.textContent = "Hold 1 s"; hint.classList.remove("show"); }, 3000);
+  if (strong && !stay) hintTimer = setTimeout(() => { hint.textContent = app.live ? HOLD_HINT : hint.textContent; hint.classList.remove("show"); }, 3000);
+}
+
+function wireLightsUp() {
+  const lu = $("lightsup");
+  // Off the button, or sliding along it (it is wide): either way not a finger that stays.
+  const moved = (e) => {
+    const r = lu.getBoundingClientRect();
+    const off = e.clientX < r.left || e.clientX > r.right || e.clientY < r.top || e.clientY > r.bottom;
+    return off || !holdFrom || Math.hypot(e.clientX - holdFrom.x, e.clientY - holdFrom.y) > HOLD_SLOP_PX;
+  };
+  lu.addEventListener("pointerdown", (e) => {
+    if (e.pointerType === "mouse" && e.button !== 0) return;
+    e.preventDefault();
+    lu.setPointerCapture(e.pointerId);
+    holdPointer = e.pointerId;
+    holdFrom = { x: e.clientX, y: e.clientY };
+    startHold();
+  });
+  lu.addEventListener("pointermove", (e) => {
+    if (e.pointerId === holdPointer && holdTimer && moved(e)) cancelHold("Slid off: hold still on the button");
+  });
+  lu.addEventListener("pointerup", (e) => { if (e.pointerId === holdPointer) cancelHold("Hold it for a whole second"); });
+  lu.addEventListener("pointercancel", () => cancelHold(null));
+  lu.addEventListener("lostpointercapture", () => cancelHold(null));
+  lu.addEventListener("keydown", (e) => {
+    if ((e.key === " " || e.key === "Enter") && !e.repeat) { e.preventDefault(); startHold(); }
+  });
+  lu.addEventListener("keyup", (e) => { if (e.key === " " || e.key === "Enter") cancelHold("Hold it for a whole second"); });
+  lu.addEventListener("blur", () => cancelHold(null));
+  lu.addEventListener("contextmenu", (e) => e.preventDefault());
 }
 
 // ── wake lock, night mode ────────────────────────────────────────────────────
@@ -642,7 +714,7 @@ function renderNudge(st) {
   const s = st && st.session;
   const key = s ? `${s.id}/${s.phase.id}` : "";
   const show = active(st) && s.phase.kind === "journey" && !document.documentElement.classList.contains("night") &&
-    !app.nudgeDismissed.has(key);
+    !app.nudgeDismissed.has(key) && !app.undo;
   $("nudge").hidden = !show;
   $("nudge").dataset.key = key;
 }
@@ -654,7 +726,12 @@ function showTab(tab) {
   for (const b of document.querySelectorAll(".tabs [data-tab]")) b.setAttribute("aria-selected", b.dataset.tab === tab ? "true" : "false");
   $("view-session").hidden = tab !== "session";
   $("view-presets").hidden = tab !== "presets";
+  $("view-history").hidden = tab !== "history";
+  $("view-devices").hidden = tab !== "devices";
+  document.body.dataset.tab = tab;
   if (tab === "presets") presets.show();
+  if (tab === "history") pastSessions.show();
+  if (tab === "devices") devices.show();
 }
 
 async function refreshPresets() {
@@ -672,34 +749,39 @@ async function refreshPresets() {
 
 function wireStatic() {
   $("pair-form").addEventListener("submit", pairSubmit);
+  const clearPairMsg = () => { $("pair-msg").textContent = ""; };
   $("keypad").addEventListener("click", (e) => {
     const key = e.target.closest("button")?.dataset.key;
     if (!key) return;
+    clearPairMsg();
     const pin = $("pin");
     if (key === "back") pin.value = pin.value.slice(0, -1);
     else if (key === "clear") pin.value = "";
     else if (pin.value.length < 12) pin.value += key;
   });
-  $("pin").addEventListener("input", () => { $("pin").value = $("pin").value.replace(/\D/g, ""); });
+  $("pin").addEventListener("input", () => { clearPairMsg(); $("pin").value = $("pin").value.replace(/\D/g, ""); });
 
   $("room-select").addEventListener("change", () => {
     app.room = $("room-select").value;
     localStorage.setItem("roomctl.room", app.room);
     bulbs.forEach((el) => el.remove());
     bulbs.clear();
-    cueEls.forEach((el) => el.remove());
-    cueEls.clear();
+    clinical = clinicalView($("clinical"), { onAck: ack });
     app.preflightFor = null;
+    app.undo = null;
     connect();
     renderPick();
+    if (app.tab === "history") pastSessions.show();
   });
   for (const b of document.querySelectorAll(".tabs [data-tab]")) b.addEventListener("click", () => showTab(b.dataset.tab));
+  document.body.dataset.tab = "session";
 
   $("start-btn").addEventListener("click", startSession);
   $("btn-next").addEventListener("click", () => {
     if (app.state?.session && !app.state.session.next_phase) openEnd(true);
-    else quietly(command("/session/next"));
+    else changePhase("/session/next");
   });
+  $("undo-btn").addEventListener("click", undo);
   $("btn-hold").addEventListener("click", () => {
     quietly(command(app.state?.session?.held ? "/session/resume" : "/session/hold"));
   });
@@ -715,46 +797,52 @@ function wireStatic() {
   $("btn-end").addEventListener("click", () => openEnd(false));
   $("dlg-end-no").addEventListener("click", () => $("dlg-end").close());
   $("dlg-end-yes").addEventListener("click", async () => {
+    const reason = $("dlg-end-reason").value.trim();
+    if (!$("dlg-end-why").hidden && !reason) { $("dlg-end-reason").focus(); return; }
     $("dlg-end").close();
-    await quietly(command("/session/end"));
+    app.undo = null;
+    await quietly(command("/session/end", reason ? { reason } : undefined));
   });
   $("dlg-jump-no").addEventListener("click", () => $("dlg-jump").close());
   $("btn-back").addEventListener("click", () => quietly(command("/back-to-preset")));
-  $("btn-play").addEventListener("click", () => quietly(command("/music", { playing: !app.state.music.playing })));
-  $("btn-skip").addEventListener("click", () => quietly(command("/music", { skip: "next" })));
+  $("btn-play").addEventListener("click", () => {
+    const m = app.state.music;
+    quietly(setMusic({ playing: !(m.playlist && m.playing) }));
+  });
+  $("btn-skip").addEventListener("click", () => quietly(setMusic({ skip: "next" })));
+  $("btn-soft").addEventListener("click", () => quietly(setLights(ROOM_SOFT)));
+  $("btn-off").addEventListener("click", async () => {
+    await quietly(setLights(ROOM_OFF));
+    if (app.state.music.playlist && app.state.music.playing) await quietly(setMusic({ playing: false }));
+  });
   $("lightsdown").addEventListener("click", () => quietly(command("/emergency", { on: false })));
-
-  const lu = $("lightsup");
-  lu.addEventListener("pointerdown", (e) => {
-    if (e.button !== 0) return;
-    e.preventDefault();
-    lu.setPointerCapture(e.pointerId);
-    startHold();
+  $("em-quieter").addEventListener("click", () => {
+    const m = app.state.music;
+    quietly(setMusic({ volume: Math.max(0, Math.round(m.volume) - 5) }));
   });
-  lu.addEventListener("pointerup", () => cancelHold(true));
-  lu.addEventListener("pointercancel", () => cancelHold(false));
-  lu.addEventListener("keydown", (e) => {
-    if ((e.key === " " || e.key === "Enter") && !e.repeat) { e.preventDefault(); startHold(); }
-  });
-  lu.addEventListener("keyup", (e) => { if (e.key === " " || e.key === "Enter") cancelHold(true); });
-  lu.addEventListener("blur", () => cancelHold(false));
-  lu.addEventListener("contextmenu", (e) => e.preventDefault());
+  $("em-stop").addEventListener("click", () => quietly(setMusic({ playing: false })));
+  wireLightsUp();
 
-  sliders.bri = liveSlider($("bri"), $("bri-out"), (v) => `${v} %`,
-    (v) => command("/lights", { brightness: v, transition: 0.4 }));
-  sliders.ct = liveSlider($("ct"), $("ct-out"), (v) => `${v} K`,
-    (v) => command("/lights", { color_temp: v, transition: 0.8 }));
-  sliders.vol = liveSlider($("vol"), $("vol-out"), (v) => `${v} %`, (v) => command("/music", { volume: v }));
+  sliders.bri = makeSlider($("bri"), { min: 0, max: 100, step: 1, keyStep: 5, format: (v) => `${v} %`,
+    send: (v) => setLights({ brightness: v, transition: 0.4 }) });
+  sliders.ct = makeSlider($("ct"), { min: 2000, max: 6500, step: 50, keyStep: 250, format: (v) => `${v} K`,
+    send: (v) => setLights({ color_temp: v, transition: 0.8 }) });
+  sliders.vol = makeSlider($("vol"), { min: 0, max: 100, step: 1, keyStep: 5, format: (v) => `${v} %`,
+    send: (v) => setMusic({ volume: v }) });
   $("swatches").replaceChildren(...SWATCHES.map((sw, i) => h("button", {
     type: "button", "data-i": i, title: sw.name, "aria-label": sw.name, "aria-pressed": "false",
-    onclick: () => quietly(command("/lights", sw.color ? { color: sw.color, transition: 2 } : { color_temp: sw.color_temp, transition: 2 })),
-  }, h("i", { style: `background:${sw.color || sw.show}` }))));
+    onclick: () => quietly(setLights(sw.color ? { color: sw.color, transition: 2 } : { color_temp: sw.color_temp, transition: 2 })),
+  }, h("i", { style: { background: sw.color || sw.show } }))));
+
+  clinical = clinicalView($("clinical"), { onAck: ack });
+  emClinical = clinicalView($("em-clinical"), { onAck: ack });
 
   $("night-btn").addEventListener("click", () => setNight(!document.documentElement.classList.contains("night")));
   $("night-btn").setAttribute("aria-pressed", document.documentElement.classList.contains("night") ? "true" : "false");
   $("nudge-yes").addEventListener("click", () => { app.nudgeDismissed.add($("nudge").dataset.key); setNight(true); });
   $("nudge-no").addEventListener("click", () => { app.nudgeDismissed.add($("nudge").dataset.key); renderNudge(app.state); });
 
+  devices.init();
   presets.init({
     refresh: refreshPresets,
     use(id) {
@@ -763,13 +851,27 @@ function wireStatic() {
       showTab("session");
     },
   });
+  pastSessions.init({ room: () => app.room });
+}
+
+function ack(cue, note) {
+  return command("/cues/ack", { cue, ...(note ? { note } : {}) });
 }
 
 function openEnd(finishing) {
   $("dlg-end-title").textContent = finishing ? "Finish the session?" : "End this session?";
   $("dlg-end-text").textContent = finishing
-    ? "This is the last phase: finishing ends the session. The record is kept."
-    : "The lights and music stop following the preset. The record is kept.";
+    ? "This is the last phase: finishing ends the session. The record is kept; the lights and music can still be set afterwards."
+    : "The lights and music stop following the preset. The record is kept; the lights and music can still be set afterwards.";
+  // Inside the preset's observation time an early end needs a reason, for the record.
+  const until = app.state?.session?.observe_until;
+  const early = !!until && until > app.state.t;
+  $("dlg-end-why").hidden = !early;
+  $("dlg-end-reason").value = "";
+  if (early) {
+    const at = new Date(until * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    $("dlg-end-why-text").textContent = `Observation runs until ${at}. Why end the session earlier?`;
+  }
   $("dlg-end").showModal();
 }
 
@@ -780,10 +882,10 @@ function openJump() {
     type: "button", "data-phase": p.id, "aria-current": p.index === s.phase.index ? "step" : false,
     onclick: async () => {
       $("dlg-jump").close();
-      await quietly(command("/session/jump", { phase: p.id }));
+      await changePhase("/session/jump", { phase: p.id });
     },
   }, h("span", {}, `${p.index + 1}. ${p.title}`),
-  h("span", { class: "muted small" }, p.index === s.phase.index ? "now" : `${p.kind}${p.planned_s ? ` · ${fmtSpan(p.planned_s)}` : ""}`))));
+  h("span", { class: "muted small" }, p.index === s.phase.index ? "now" : `${kindWord(p.kind)}${p.planned_s ? ` · ${fmtSpan(p.planned_s)}` : ""}`))));
   $("dlg-jump").showModal();
 }
 

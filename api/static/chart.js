@@ -24,6 +24,12 @@ function tickLabel(t) {
   return `${t} s`;
 }
 
+function tickClock(t) {
+  const m = Math.floor(t / 60);
+  const sec = Math.round(t % 60);
+  return m >= 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : sec ? `${m}:${String(sec).padStart(2, "0")}` : `${m} min`;
+}
+
 /** Draw `chart` into `box` (replacing what was there), as wide as the box. */
 export function drawChart(box, chart) {
   const W = Math.max(320, Math.round(box.clientWidth || 800));
@@ -45,7 +51,7 @@ export function drawChart(box, chart) {
     const g = s("g", { "data-phase": p.id });
     g.append(s("rect", { class: `ch-band${i % 2 ? " alt" : ""}${p.advance === "manual" ? " manual" : ""}`, x: x0, y: bandY, width: Math.max(1, x1 - x0 - 2),
       height: bandH, rx: 6 }));
-    g.append(s("title", {}, `${p.title} (${p.kind}, ${p.advance}${p.advance === "manual" ? ", planned" : ""}) ` +
+    g.append(s("title", {}, `${p.title} (${p.advance === "manual" ? "waits for you, planned" : "moves on by itself"}) ` +
       `${fmtSpan(p.end_s - p.start_s)}`));
     const clipId = `clip-${Math.random().toString(36).slice(2)}-${i}`;
     const clip = s("clipPath", { id: clipId }, s("rect", { x: x0, y: bandY, width: Math.max(1, x1 - x0 - 8), height: bandH }));
@@ -95,13 +101,16 @@ export function drawChart(box, chart) {
   }
 
   const legend = h("div", { class: "chart-legend" },
-    h("span", {}, h("i", { style: "background:var(--accent)" }), "brightness"),
-    h("span", {}, h("i", { style: "background:#7f9cc0" }), "volume (dashed)"),
-    h("span", {}, h("i", { style: "background:linear-gradient(90deg,#ff9b3d,#ff8a3d,#ffb16e)" }), "light colour"),
+    h("span", {}, h("i", { class: "lg-bri" }), "brightness"),
+    h("span", {}, h("i", { class: "lg-vol" }), "volume (dashed)"),
+    h("span", {}, h("i", { class: "lg-col" }), "light colour"),
     h("span", {}, "▼ reminder"),
-    h("span", {}, "dashed outline: a manual phase, drawn at its planned length"),
+    h("span", {}, "dashed outline: a phase that waits for you, drawn at its planned length"),
     h("span", { class: "muted" }, `total ${fmtSpan(total)}`));
-  box.replaceChildren(svg, legend);
+  // Reminders in words as well: a tablet has no hover to show a marker's text.
+  const cues = chart.cues.length ? h("ol", { class: "chart-cues", "aria-label": "Reminders" },
+    ...chart.cues.map((c) => h("li", { "data-cue": c.id }, h("b", {}, `▼ ${tickClock(c.t_s)}`), " ", c.text))) : null;
+  box.replaceChildren(...[svg, legend, cues].filter(Boolean));
   box.dataset.total = String(total);
   return svg;
 }

@@ -2,9 +2,9 @@
 // duplicate, import and export.
 import { api, debounce, fmtSpan, h, toast } from "./util.js";
 import { drawChart } from "./chart.js";
+import { fieldWord, KIND_CHOICES } from "./words.js";
 
 const $ = (id) => document.getElementById(id);
-const KINDS = ["preparation", "dosing", "journey", "return", "integration", "custom"];
 
 let ctx = null;
 let list = [];
@@ -73,7 +73,7 @@ function renderList() {
   p.valid ? null : h("span", { class: "bad" }, `${p.problems.length} problem${p.problems.length === 1 ? "" : "s"}`)));
   const clinic = list.filter((p) => p.source === "clinic");
   $("list-clinic").replaceChildren(...(clinic.length ? clinic.map(item)
-    : [h("li", { class: "muted small" }, "None yet: duplicate a bundled preset, import one or start a new one.")]));
+    : [h("li", { class: "muted small" }, "None yet: duplicate one that came with roomctl, import a file or start a new one.")]));
   $("list-bundled").replaceChildren(...list.filter((p) => p.source !== "clinic").map(item));
 }
 
@@ -93,10 +93,10 @@ async function showDetail(id) {
     actions.append(h("button", { type: "button", onclick: () => duplicate(id) }, p.source === "clinic" ? "Duplicate" : "Duplicate to edit"));
     actions.append(h("button", { type: "button", onclick: () => ctx.use(id) }, "Use for a session"));
   }
-  actions.append(h("a", { class: "button", href: `/api/presets/${encodeURIComponent(id)}/yaml`, download: `${id}.yaml` }, "Export YAML"));
+  actions.append(h("a", { class: "button", href: `/api/presets/${encodeURIComponent(id)}/yaml`, download: `${id}.yaml` }, "Save as a file"));
   if (p.source === "clinic") actions.append(h("button", { type: "button", class: "quiet", onclick: () => askDelete(p) }, "Delete…"));
   box.replaceChildren(...[
-    h("h2", {}, p.source === "clinic" ? "Clinic preset" : "Bundled preset (read-only)"),
+    h("h2", {}, p.source === "clinic" ? "The clinic's preset" : "Came with roomctl (cannot be changed)"),
     h("h1", {}, p.name || p.id),
     p.description ? h("p", { class: "muted" }, p.description) : null,
     p.valid ? null : h("div", { class: "problems" }, "This file has problems:",
@@ -278,7 +278,7 @@ async function validateNow() {
 function problemText(p) {
   const unnamed = p.phase && /^#(\d+)$/.exec(p.phase); // a phase without an id is named by its place
   const phase = unnamed ? `Phase ${unnamed[1]}` : p.phase ? `Phase '${p.phase}'` : "Preset";
-  return `${phase}${p.field ? ` · ${p.field}` : ""}: ${p.message}`;
+  return `${phase}${p.field ? ` · ${fieldWord(p.field)}` : ""}: ${p.message}`;
 }
 
 function phaseIndexes(name) {
@@ -410,17 +410,17 @@ function phaseForm(p, i, n) {
 
   const timingKey = manual ? "planned" : "duration";
   const grid = h("div", { class: "ed-grid" },
-    field("Id", textInput(p, "id", "id", { onset: retitle, maxlength: 40 })),
-    field("Kind", select(p, "kind", "kind", KINDS.map((k) => [k, k]))),
-    field("Title", textInput(p, "title", "title", { onset: retitle, placeholder: "from the id" })),
-    field("Advance", select(p, "advance", "advance", [["auto", "auto"], ["manual", "manual"]], () => {
+    field("Short name", textInput(p, "id", "id", { onset: retitle, maxlength: 40 })),
+    field("Type", select(p, "kind", "kind", KIND_CHOICES)),
+    field("Title", textInput(p, "title", "title", { onset: retitle, placeholder: "from the short name" })),
+    field("Moves on", select(p, "advance", "advance", [["auto", "by itself"], ["manual", "on Next"]], () => {
       const from = p.advance === "manual" ? "duration" : "planned";
       const to = p.advance === "manual" ? "planned" : "duration";
       if (p[from] !== undefined && p[to] === undefined) p[to] = p[from];
       delete p[from];
       renderPhases();
     })),
-    field(manual ? "Planned" : "Duration", textInput(p, timingKey, timingKey, { placeholder: "e.g. 15m, 1h30m" })));
+    field(manual ? "Planned time" : "Duration", textInput(p, timingKey, timingKey, { placeholder: "e.g. 15m, 1h30m" })));
 
   const lights = p.lights;
   const lightsBox = h("div", { class: "ed-sub", "data-field": "lights" },
@@ -436,12 +436,12 @@ function phaseForm(p, i, n) {
       : numberInput(lights, "color_temp", "lights.color_temp", { min: 2000, max: 6500, step: 50, unit: "Kelvin" });
     lightsBox.append(h("div", { class: "ed-grid" },
       field("Brightness %", numberInput(lights, "brightness", "lights.brightness", { min: 0, max: 100, unit: "percent" })),
-      field("Colour", h("select", { "data-field": "lights.mode", onchange: structural(() => {
+      field("Light", h("select", { "data-field": "lights.mode", onchange: structural(() => {
         if (lights.color !== undefined) { delete lights.color; lights.color_temp = 2700; } else { delete lights.color_temp; lights.color = "#ff8a3d"; }
-      }) }, h("option", { value: "color_temp", selected: mode === "color_temp" }, "warmth"),
-      h("option", { value: "color", selected: mode === "color" }, "colour"))),
-      field(mode === "color" ? "Colour" : "Warmth K", colourInput),
-      field("Fade", textInput(lights, "transition", "lights.transition", { placeholder: "10s" }))));
+      }) }, h("option", { value: "color_temp", selected: mode === "color_temp" }, "White"),
+      h("option", { value: "color", selected: mode === "color" }, "A colour"))),
+      field(mode === "color" ? "Colour" : "Warmth (K)", colourInput),
+      field("Light fade", textInput(lights, "transition", "lights.transition", { placeholder: "10s" }))));
   }
 
   const music = p.music;
@@ -454,7 +454,7 @@ function phaseForm(p, i, n) {
     musicBox.append(h("div", { class: "ed-grid" },
       field("Playlist", textInput(music, "playlist", "music.playlist", { placeholder: "silence" })),
       field("Volume %", numberInput(music, "volume", "music.volume", { min: 0, max: 100, unit: "percent" })),
-      field("Fade in", textInput(music, "fade_in", "music.fade_in", { placeholder: "10s" })),
+      field("Music fade in", textInput(music, "fade_in", "music.fade_in", { placeholder: "10s" })),
       field("Crossfade", textInput(music, "crossfade", "music.crossfade", { placeholder: "8s" }))));
   }
 

@@ -33,7 +33,8 @@ export async function api(path, { method = "GET", body, signal } = {}) {
       method,
       signal,
       credentials: "same-origin",
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      // Every change is sent as JSON, with or without a body: the server refuses anything else.
+      headers: method === "GET" ? {} : { "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
@@ -50,13 +51,18 @@ export async function api(path, { method = "GET", body, signal } = {}) {
 
 const PROPS = new Set(["value", "checked", "disabled", "hidden", "selected", "textContent", "type", "min", "max", "step"]);
 
-/** h("button", {class: "x", onclick: f}, "text", child, ...) */
+/**
+ * h("button", {class: "x", onclick: f}, "text", child, ...). `style` takes an object of CSS
+ * properties, set through the CSSOM: the page runs under a CSP that refuses style attributes.
+ */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "style") for (const [prop, val] of Object.entries(v)) el.style.setProperty(prop, val);
     else if (k === "class") el.className = v;
+    else if (k === "style") el.style.cssText = String(v); // CSSOM: a style attribute would break the CSP
     else if (PROPS.has(k)) el[k] = v;
     else el.setAttribute(k, v === true ? "" : String(v));
   }
@@ -86,6 +92,11 @@ export function fmtSpan(seconds) {
   const mm = Math.round((s % 3600) / 60);
   if (!hh) return `${mm} min`;
   return mm ? `${hh} h ${mm} min` : `${hh} h`;
+}
+
+/** A "details" disclosure: a plain summary, the technical words inside. */
+export function details(summary, text) {
+  return h("details", { class: "tech" }, h("summary", {}, summary), h("p", {}, text));
 }
 
 let toastTimer = null;

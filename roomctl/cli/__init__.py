@@ -1,4 +1,5 @@
-"""The `roomctl` command: serve, presets validate/show, simulate, hue pair/lights.
+"""The `roomctl` command: serve, presets validate/show, simulate, hue pair/lights, store
+check/backup/repair.
 
 The one place that imports both the engine (roomctl) and the web layer (api): `serve`.
 """
@@ -9,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from roomctl.cli import hue, presets, serve, simulate
+from roomctl.cli import hue, presets, serve, simulate, store
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "psychedelic- and ketamine-assisted therapy.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (serve, presets, simulate, hue):
+    for command in (serve, presets, simulate, hue, store):
         command.register(sub)
     return parser
 

@@ -8,9 +8,18 @@ thread, never on the asyncio event loop.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from collections.abc import Callable
+from typing import Literal, Protocol, runtime_checkable
 
-from roomctl.room import AudioSnapshot, DriverHealth, LightLook, LightReading, MusicTarget, PlaylistReport
+from roomctl.room import (
+    AudioSnapshot,
+    DriverHealth,
+    LightLook,
+    LightReading,
+    MusicTarget,
+    OutsideChange,
+    PlaylistReport,
+)
 
 
 class Lights(Protocol):
@@ -46,3 +55,24 @@ class Audio(Protocol):
     def health(self) -> DriverHealth: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SeesOutsideChanges(Protocol):
+    """Lights that notice changes made outside roomctl (the Hue app, a wall switch) and either
+    put the lamp back on the session's course or leave it until the next phase."""
+
+    def subscribe_outside_changes(self, callback: Callable[[OutsideChange], None]) -> Callable[[], None]:
+        ...
+
+    def outside_changes(self) -> tuple[OutsideChange, ...]:
+        """Those noticed since the last `take_back`, newest last."""
+        ...
+
+    def take_back(self) -> None:
+        """Drive every lamp again (those left alone too): before a new phase's or Lights up's apply."""
+        ...
+
+    def runner_marks_phases(self) -> None:
+        """The caller promises to call `take_back` at each new phase and for Lights up."""
+        ...

@@ -60,6 +60,11 @@ _KIND_LABEL: dict[EventKind, str] = {
     EventKind.EMERGENCY_ON: "Lights up",
     EventKind.EMERGENCY_OFF: "Lights up released",
     EventKind.CUE_ACKNOWLEDGED: "Reminder acknowledged",
+    EventKind.UNDONE: "Phase change taken back",
+    EventKind.OUTSIDE_CHANGE: "Changed outside roomctl",
+    EventKind.DOSE_GIVEN: "Dose",
+    EventKind.VITALS_RECORDED: "Vitals",
+    EventKind.ALERT_ACKNOWLEDGED: "Highlighted vitals seen",
     EventKind.ENDED: "Ended",
 }
 
@@ -95,13 +100,41 @@ def describe_event(event: Event, preset: Preset) -> str:
             parts.append(f"skip to {mc.skip} track")
     elif k is EventKind.CUE_ACKNOWLEDGED and event.cue:
         parts.append(f"{cue_text(preset, event.cue)} [{event.cue}]")
+    elif k is EventKind.UNDONE and event.undoes is not None:
+        parts.append(f"event {event.undoes} taken back")
+    elif k is EventKind.DOSE_GIVEN and event.dose is not None:
+        d = event.dose
+        parts.extend(x for x in (d.route, d.amount) if x)
+        if d.given_at is not None and abs(d.given_at - event.at) >= 60:
+            parts.append(f"given {units.format_clock(event.at - d.given_at)} before it was recorded")
+    elif k is EventKind.VITALS_RECORDED and event.vitals is not None:
+        parts.extend(f"{key} {value}" for key, value in event.vitals.values().items())
+        if event.cue:
+            parts.append(f"for {cue_text(preset, event.cue)} [{event.cue}]")
+    elif k is EventKind.ALERT_ACKNOWLEDGED and event.alert:
+        parts.append(event.alert)
+    elif k is EventKind.OUTSIDE_CHANGE and event.outside:
+        parts.append(event.outside)
     if event.reason and k is not EventKind.CUE_ACKNOWLEDGED:
         parts.append(event.reason)
+    if k is EventKind.CUE_ACKNOWLEDGED and event.reason:
+        parts.append(f"check {event.reason}")
+    if event.by is not None:
+        parts.append(f"by {event.by.name or event.by.id}")
     return ", ".join(parts)
 
 
+def event_text(event: Event, preset: Preset) -> str:
+    """What an event was, in a few words for a therapist ("Lights: brightness 30%, over 1s")."""
+    details = describe_event(event, preset)
+    return f"{_KIND_LABEL[event.kind]}: {details}" if details else _KIND_LABEL[event.kind]
+
+
 def cue_text(preset: Preset, cue_id: str) -> str:
-    """The text of reminder ``cue_id`` ("<phase id>/<index>")."""
+    """The text of reminder ``cue_id`` ("<phase id>/<index>", or "…/dose<k>" for a reminder timed
+    from the latest dose)."""
+    if cue_id.rpartition("/")[2].startswith("dose"):
+        cue_id = cue_id.rpartition("/")[0]
     phase_id, _, index = cue_id.rpartition("/")
     for p in preset.phases:
         if p.id == phase_id and index.isdigit() and int(index) < len(p.cues):
@@ -202,10 +235,15 @@ def _attr(value: str) -> str:
 
 
 def session_report_svg(preset: Preset, events: Sequence[Event], safety: Safety | None = None,
-                       *, end_t: float | None = None, width: int = 960, height: int = 360) -> str:
+                       *, end_t: float | None = None, width: int = 960, height: int = 360,
+                       fit: bool = False) -> str:
     """The session as an SVG chart, up to ``end_t`` (clock seconds; by default its last event,
     which for a recorded session is its end: pass now for a live session). The time axis spans
-    at least a minute."""
+    at least a minute.
+
+    ``fit``: sized to whatever shows it (an <img> as wide as its box, or the whole browser
+    window when opened on its own), the dark background reaching every edge, so that a report
+    opened by itself in a dim room is not a small dark picture on a white page."""
     if not events or events[0].kind is not EventKind.STARTED:
         raise ValueError("a session's events begin with 'started'")
     safety = safety or Safety()
@@ -232,11 +270,16 @@ def session_report_svg(preset: Preset, events: Sequence[Event], safety: Safety |
     out: list[str] = []
     add = out.append
     title = f"Session report: {preset.name}"
-    add(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    size = ('width="100%" height="100%" preserveAspectRatio="xMidYMin meet"' if fit
+            else f'width="{width}" height="{height}"')
+    add(f'<svg xmlns="http://www.w3.org/2000/svg" {size} '
         f'viewBox="0 0 {width} {height}" role="img" aria-label={_attr(title)} '
         'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif" font-size="11">')
     add(f"<title>{escape(title)}</title>")
-    add(f'<rect width="{width}" height="{height}" fill="{_BG}"/>')
+    if fit:  # beyond the picture, to the window's edges: the viewBox does not clip it
+        add(f'<rect x="{-20 * width}" y="{-20 * height}" width="{41 * width}" height="{41 * height}" fill="{_BG}"/>')
+    else:
+        add(f'<rect width="{width}" height="{height}" fill="{_BG}"/>')
     length = units.format_clock(stop - start)
     state = "" if ended_at is not None else " (not ended)"
     add(f'<text x="{_f(px0)}" y="18" fill="{_TEXT_STRONG}" font-size="13">'

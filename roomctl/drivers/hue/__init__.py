@@ -1,12 +1,18 @@
-"""The `hue` Lights driver: a room's Philips Hue bulbs through phue (Hue API v1).
+"""The `hue` Lights drivers: a room's Philips Hue bulbs, through phue (Hue API v1) or aiohue
+(API v2, `roomctl.drivers.hue.v2`: the event stream, changes made outside roomctl).
 
-From the room down to the wire:
+Both speak HTTPS and check the bridge's certificate on every connection (`tls`: the pin from
+pairing, or Signify's root and the bridge id); plain HTTP only for an old v1 bridge, by the
+clinic's explicit choice.
+
+From the room down to the wire (v1; v2 is built the same way, on the same scheduler):
 
 - `HueLights` (`lights`) is one room — a Hue group, or a list of light ids — behind `Lights`.
 - `HueBridgeLink` (`link`) is one bridge, shared by the rooms on it: what each light should be
   doing (a fade, chained beyond Hue's 109-minute limit; a switch-off after fading to bri 1:
   `fades`), what it last did (for readings), and the bridge's lights and groups.
-- `CommandScheduler` (`scheduler`) decides when commands go out, on one worker thread.
+- `CommandScheduler` (`scheduler`) decides when commands go out (rate limits, latest value
+  wins, back-off), on one worker thread for phue, on the event loop for aiohue.
 - `HueBridgeClient` (`client`) is phue's Bridge with a short timeout and every answer checked;
   what goes wrong is a `HueError` (`errors`).
 - `HueBridges` (`lights`) holds one link per bridge for a service; `build_hue_lights` is the
@@ -23,6 +29,7 @@ from roomctl.drivers.hue.errors import (
     BadAnswer,
     BridgeBusy,
     BridgeUnreachable,
+    CertificateRefused,
     HueError,
     LinkButtonNotPressed,
     PairingRequired,
@@ -31,6 +38,7 @@ from roomctl.drivers.hue.fades import MAX_TRANSITION_DS, MAX_TRANSITION_S, blend
 from roomctl.drivers.hue.lights import HueBridges, HueLights, build_hue_lights
 from roomctl.drivers.hue.link import HueBridgeLink, HueOptions
 from roomctl.drivers.hue.scheduler import Backoff, RateLimits
+from roomctl.drivers.hue.tls import BridgeTrust
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",
@@ -40,7 +48,9 @@ __all__ = [
     "Backoff",
     "BadAnswer",
     "BridgeBusy",
+    "BridgeTrust",
     "BridgeUnreachable",
+    "CertificateRefused",
     "HueBridgeClient",
     "HueBridgeLink",
     "HueBridges",

@@ -35,16 +35,23 @@ def _gamut_for_model(modelid: str) -> units.Gamut:
 class LightCapabilities:
     ct_range: tuple[int, int] | None  # mireds, None: no colour temperature
     gamut: units.Gamut | None  # None: no colour
+    known: bool = True  # False: the bridge did not say what the light is (nothing to learn from)
 
     @classmethod
     def from_api(cls, light: Mapping[str, Any]) -> LightCapabilities:
+        """From a light's API object: its ``capabilities``, else its ``type`` and model, else
+        (clones, early firmware) the colour fields its ``state`` carries."""
         kind = str(light.get("type", "")).lower()
-        control = light.get("capabilities", {}).get("control", {})
+        capabilities = light.get("capabilities")
+        control = capabilities.get("control", {}) if isinstance(capabilities, dict) else {}
+        state = light.get("state")
+        state = state if isinstance(state, dict) else {}
         ct = control.get("ct")
         ct_range: tuple[int, int] | None = None
         if isinstance(ct, dict) and "min" in ct and "max" in ct:
             ct_range = (int(ct["min"]), int(ct["max"]))
-        elif kind in ("extended color light", "color temperature light"):
+        elif kind in ("extended color light", "color temperature light") or (
+                not kind and "ct" in state):
             ct_range = (153, 500)
         gamut: units.Gamut | None = None
         points = control.get("colorgamut")
@@ -53,9 +60,10 @@ class LightCapabilities:
             gamut = ((float(rx), float(ry)), (float(gx), float(gy)), (float(bx), float(by)))
         elif control.get("colorgamuttype") in GAMUTS:
             gamut = GAMUTS[control["colorgamuttype"]]
-        elif kind in ("extended color light", "color light"):
+        elif kind in ("extended color light", "color light") or (not kind and "xy" in state):
             gamut = _gamut_for_model(str(light.get("modelid", "")))
-        return cls(ct_range, gamut)
+        known = bool(kind) or bool(control) or ct_range is not None or gamut is not None
+        return cls(ct_range, gamut, known)
 
 
 @dataclass(frozen=True)

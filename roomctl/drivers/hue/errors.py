@@ -33,9 +33,10 @@ class BridgeUnreachable(HueError):
 
 
 class BridgeBusy(HueError):
-    def __init__(self, host: str) -> None:
-        super().__init__(f"Hue bridge {host} is overloaded (HTTP 503); sending more slowly")
-        self.host = host
+    def __init__(self, host: str, status: int = 503) -> None:
+        why = "refuses commands as too many" if status == 429 else "is overloaded"
+        super().__init__(f"Hue bridge {host} {why} (HTTP {status}); sending more slowly")
+        self.host, self.status = host, status
 
 
 class BadAnswer(HueError):
@@ -44,10 +45,30 @@ class BadAnswer(HueError):
         self.host = host
 
 
+class CertificateRefused(HueError):
+    """The bridge's HTTPS certificate is neither the one pinned at pairing nor one Signify
+    issued to this bridge: roomctl does not talk to it."""
+
+    def __init__(self, host: str, bridge_id: str | None, got: str, pinned: str | None) -> None:
+        which = f"Hue bridge {host}" + (f" (id {bridge_id})" if bridge_id else "")
+        was = f"the one pinned at pairing ({_short_fp(pinned)})" if pinned else "pinned at pairing"
+        issued = f"one Signify issued to bridge {bridge_id}" if bridge_id else "one Signify issued"
+        super().__init__(
+            f"{which} presented a certificate (SHA-256 {_short_fp(got)}) that is not {was} "
+            f"and not {issued}: refused. If the bridge was replaced or reset, pair again with "
+            f"`roomctl hue pair --bridge {host}`; if not, something on the network is "
+            "pretending to be the bridge.")
+        self.host, self.got, self.pinned = host, got, pinned
+
+
 class LinkButtonNotPressed(HueError):
     def __init__(self, host: str) -> None:
         super().__init__(f"the link button on Hue bridge {host} has not been pressed")
         self.host = host
+
+
+def _short_fp(fingerprint: str | None) -> str:
+    return "none" if not fingerprint else fingerprint[:23] + "…"
 
 
 def _short(username: str) -> str:

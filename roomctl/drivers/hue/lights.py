@@ -14,10 +14,12 @@ from roomctl import units
 from roomctl.clock import Clock
 from roomctl.drivers.hue.errors import HueError, PairingRequired
 from roomctl.drivers.hue.link import BridgeRoom, HueBridgeLink, HueOptions
+from roomctl.drivers.hue.tls import BridgeTrust
 from roomctl.room import DriverHealth, LightLook, LightReading
 
 
-def _check(look: LightLook, transition_s: float) -> None:
+def check_look(look: LightLook, transition_s: float) -> None:
+    """ValueError for a look or transition no driver can carry out."""
     if not 0 <= look.brightness <= 100:
         raise ValueError(f"brightness {look.brightness} is outside 0-100 %")
     if look.color is not None and look.color_temp is not None:
@@ -50,7 +52,7 @@ class HueLights:
         return self._link.host
 
     async def apply(self, look: LightLook, transition_s: float) -> None:
-        _check(look, transition_s)
+        check_look(look, transition_s)
         self._link.want(self._room, look, transition_s)
         scheduler = self._link.scheduler
         if scheduler.crashed is not None:
@@ -96,11 +98,13 @@ class HueBridges:
         self._options = options or HueOptions()
         self._links: dict[str, HueBridgeLink] = {}
 
-    def lights(self, bridge: str, username: str, *, group: str | None = None,
-               lights: Sequence[str] | None = None) -> HueLights:
+    def lights(self, bridge: str, username: str, *, trust: BridgeTrust | None,
+               group: str | None = None, lights: Sequence[str] | None = None) -> HueLights:
+        """A room on ``bridge``. ``trust`` says which HTTPS certificate the bridge must present
+        (`roomctl.drivers.hue.tls`); None speaks plain HTTP (old bridges, by explicit choice)."""
         link = self._links.get(bridge)
         if link is None or link.closed:
-            link = HueBridgeLink(bridge, username, self._clock, self._options)
+            link = HueBridgeLink(bridge, username, self._clock, self._options, trust=trust)
             self._links[bridge] = link
         elif link.username != username:
             raise ValueError(f"two different usernames given for Hue bridge {bridge}")
@@ -114,10 +118,10 @@ class HueBridges:
 
 
 def build_hue_lights(bridge: str, username: str, group: str | None,
-                     lights: Sequence[str] | None, clock: Clock, *,
+                     lights: Sequence[str] | None, clock: Clock, *, trust: BridgeTrust | None,
                      bridges: HueBridges | None = None,
                      options: HueOptions | None = None) -> HueLights:
-    """A room's `hue` lights from the room config. Pass the service's `HueBridges` when more
-    than one room may use the same bridge, so that they share its rate limits."""
+    """A room's `hue` lights (API v1) from the room config. Pass the service's `HueBridges`
+    when more than one room may use the same bridge, so that they share its rate limits."""
     pool = bridges if bridges is not None else HueBridges(clock, options)
-    return pool.lights(bridge, username, group=group, lights=lights)
+    return pool.lights(bridge, username, trust=trust, group=group, lights=lights)

@@ -29,6 +29,7 @@ from roomctl.drivers.hue.scheduler import (
     Target,
     Work,
 )
+from roomctl.drivers.hue.tls import BridgeTrust
 from roomctl.room import DriverHealth, LightLook, LightReading
 
 # The whole driver logs as "roomctl.drivers.hue", each bridge as a child of it.
@@ -42,7 +43,8 @@ class HueOptions:
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     limits: RateLimits = field(default_factory=RateLimits)
     backoff: Backoff = field(default_factory=Backoff)
-    refresh_s: float = 30.0  # how often an idle bridge is read again (reachability, outages)
+    refresh_s: float = 30.0  # how often the bridge's lights and groups are read again
+    probe_s: float = 5.0  # how soon an idle bridge is asked whether it is still there
 
 
 @dataclass
@@ -52,6 +54,7 @@ class _Light:
     caps: LightCapabilities
     reachable: bool
     course: Course
+    state_known: bool = True  # False: the bridge has not said yet whether it is on
     fade: ChainedFade | None = None
     delivered: tuple[int, int] | None = None  # (fade seq, step) last delivered
     served_at: float = -math.inf
@@ -81,20 +84,22 @@ class HueBridgeLink:
     scheduler's worker thread and touches nothing but the client."""
 
     def __init__(self, host: str, username: str, clock: Clock,
-                 options: HueOptions | None = None) -> None:
+                 options: HueOptions | None = None, *, trust: BridgeTrust | None) -> None:
         options = options or HueOptions()
         self.host, self.username = host, username
         self._clock = clock
-        self._client = HueBridgeClient(host, username, timeout_s=options.request_timeout_s)
+        self._client = HueBridgeClient(host, username, trust=trust,
+                                       timeout_s=options.request_timeout_s)
         self._log = logger.getChild(host.replace(".", "_").replace(":", "_"))
         self._lights: dict[str, _Light] = {}
         self._groups: dict[str, tuple[str, ...]] | None = None
+        self._unlisted: set[str] = set()  # groups the bridge names without saying their lights
         self._rooms: list[BridgeRoom] = []
         self._seq = itertools.count(1)
         self.closed = False
         self.scheduler = CommandScheduler(
             self, clock, name=host, limits=options.limits, backoff=options.backoff,
-            refresh_s=options.refresh_s, log=self._log)
+            refresh_s=options.refresh_s, probe_s=options.probe_s, log=self._log)
 
     # rooms
 
@@ -141,7 +146,8 @@ class HueBridgeLink:
                 continue
             start = light.course.at(now)
             target = hue_target(want.look, light.caps)
-            t1 = want.t1 if target.on or start.on else want.t0  # already off: nothing to fade
+            # Already off: nothing to fade. Not known to be off: fade, never a sudden dark.
+            t1 = want.t1 if target.on or start.on or not light.state_known else want.t0
             light.fade = ChainedFade(want.seq, start,
                                      HueState(True, target.bri, target.ct, target.xy),
                                      want.t0, t1, switch_off=not target.on)
@@ -169,6 +175,12 @@ class HueBridgeLink:
             return DriverHealth(False, f"not in touch with Hue bridge {self.host} yet")
         if room.group is not None and room.group != "0" and room.group not in self._groups:
             return DriverHealth(False, f"Hue bridge {self.host} has no group {room.group}")
+        if room.group is not None and room.group in self._unlisted:
+            return DriverHealth(False, f"Hue bridge {self.host} does not say which lights are "
+                                       f"in group {room.group}: nothing can be sent to them")
+        if not self.room_lights(room):
+            what = f"group {room.group}" if room.group is not None else "this room"
+            return DriverHealth(False, f"Hue bridge {self.host} has no lights in {what}")
         missing = [i for i in room.lights or () if i not in self._lights]
         if missing:
             return DriverHealth(False, f"Hue bridge {self.host} has no light "
@@ -178,6 +190,12 @@ class HueBridgeLink:
         if asleep:
             return DriverHealth(False, f"Hue bridge {self.host} cannot reach light "
                                        f"{', '.join(asleep)}: switched off at the wall?")
+        unknown = [f"{i} ({self._lights[i].name})" for i in self.room_lights(room)
+                   if i in self._lights and not self._lights[i].caps.known]
+        if unknown:
+            return DriverHealth(False, f"Hue bridge {self.host} does not say what light "
+                                       f"{', '.join(unknown)} can show: only its brightness "
+                                       "is sent, not colours or colour temperatures")
         return DriverHealth(True)
 
     # the Plant the scheduler drives
@@ -189,6 +207,9 @@ class HueBridgeLink:
     def survey(self) -> Job:
         return Job(self._read_bridge, self._surveyed)
 
+    def probe(self) -> Job:
+        return Job(self._client.config_now, lambda _answer, _now: None)
+
     def _read_bridge(self) -> tuple[dict[str, Any], dict[str, Any]]:
         return self._client.lights_now(), self._client.groups_now()
 
@@ -196,23 +217,36 @@ class HueBridgeLink:
         lights, groups = answer
         first = self._groups is None
         for light_id, obj in lights.items():
-            api_state = obj.get("state", {})
-            state = HueState.from_api(api_state)
+            api_state = obj.get("state")
             name = str(obj.get("name", f"light {light_id}"))
             caps = LightCapabilities.from_api(obj)
-            reachable = bool(api_state.get("reachable", True))
             light = self._lights.get(light_id)
+            if not isinstance(api_state, dict):
+                # The bridge said nothing of its state: keep what roomctl knows, never "off".
+                if light is None:
+                    self._lights[light_id] = _Light(light_id, name, caps, True,
+                                                    Course.still(HueState(True, 254), now),
+                                                    state_known=False)
+                else:
+                    light.name, light.caps = name, caps
+                continue
+            state = HueState.from_api(api_state)
+            reachable = bool(api_state.get("reachable", True))
             if light is None:
                 self._lights[light_id] = _Light(light_id, name, caps, reachable,
                                                 Course.still(state, now))
                 continue
             light.name, light.caps, light.reachable = name, caps, reachable
-            if now >= light.course.t1:  # not mid-fade: the bridge knows best (e.g. the Hue app)
+            if now >= light.course.t1 or not light.state_known:
+                # Not mid-fade: the bridge knows best (e.g. the Hue app).
                 light.course = Course.still(state, now)
+            light.state_known = True
         for gone in set(self._lights) - set(lights):
             del self._lights[gone]
         self._groups = {gid: tuple(str(i) for i in obj.get("lights", []))
                         for gid, obj in groups.items() if isinstance(obj, dict)}
+        self._unlisted = {gid for gid, obj in groups.items()
+                          if not isinstance(obj, dict) or "lights" not in obj}
         if first:
             self._log.info("Hue bridge %s: %d lights, %d groups", self.host, len(lights),
                            len(groups))

@@ -4,7 +4,8 @@ A bridge takes about 10 light commands and 1 group command a second and misbehav
 flooded, while the room asks for changes whenever it likes (a slider dragged at 60 updates
 a second). One `CommandScheduler` per bridge sits between them:
 
-- every blocking bridge call runs on ONE worker thread, one at a time, never on the loop;
+- bridge calls run one at a time: blocking ones (phue) on ONE worker thread, never on the
+  loop; coroutines (aiohue) in the scheduler's own task (`OnTheLoop`);
 - the latest wanted state wins: nothing queues, so nothing stale is ever sent, and the last
   value of a burst is always delivered;
 - light and group commands are spaced to stay under the bridge's limits, and a group
@@ -22,7 +23,7 @@ import logging
 import math
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -112,6 +113,10 @@ class Plant(Protocol):
         """Read the bridge's lights and groups (first contact, then now and then)."""
         ...
 
+    def probe(self) -> Job:
+        """A cheap read that shows whether the bridge still answers (an idle bridge)."""
+        ...
+
     def work(self, now: float) -> Work: ...
 
     def next_change(self, now: float) -> float | None:
@@ -173,6 +178,28 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 _Call = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]
 
 
+class Calls(Protocol):
+    """Where a scheduler's bridge calls run: a `Worker` thread for blocking ones (phue), or
+    `OnTheLoop` for coroutines (aiohue)."""
+
+    def run(self, call: Callable[[], Any]) -> Awaitable[Any]: ...
+
+    async def stop(self) -> None: ...
+
+
+class OnTheLoop:
+    """Runs each call (a function returning an awaitable) right in the scheduler's own task,
+    on the event loop: for an async library, which needs no thread. Closing the scheduler
+    cancels a call in flight (the request is dropped, as a timeout would)."""
+
+    def run(self, call: Callable[[], Any]) -> Awaitable[Any]:
+        awaitable: Awaitable[Any] = call()
+        return awaitable
+
+    async def stop(self) -> None:
+        return None
+
+
 class Worker:
     """One thread running blocking calls one at a time, in order. Every result and every
     exception goes back to the caller's future on the event loop: nothing is lost."""
@@ -226,7 +253,9 @@ class CommandScheduler:
         limits: RateLimits | None = None,
         backoff: Backoff | None = None,
         refresh_s: float = 30.0,
+        probe_s: float = 5.0,
         log: logging.Logger | None = None,
+        worker: Calls | None = None,
     ) -> None:
         self._plant = plant
         self._clock = clock
@@ -236,8 +265,10 @@ class CommandScheduler:
         self._groups = Spacing(limits.group_interval_s)
         self._backoff = backoff or Backoff()
         self._refresh_s = refresh_s
+        self._probe_s = probe_s
         self._log = log or logging.getLogger(__name__)
-        self._worker = Worker(f"hue {name}")
+        self._worker: Calls = worker if worker is not None else Worker(f"hue {name}")
+        self._last_answer = -math.inf
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._waiting = False
@@ -268,6 +299,12 @@ class CommandScheduler:
         self._idle.clear()
         if self._wake is not None:
             _resolve(self._wake)
+
+    def resurvey(self) -> None:
+        """Read the whole bridge again as soon as nothing more urgent is due (once, however
+        often this is asked before it happens)."""
+        self._last_survey = -math.inf
+        self.notify()
 
     async def drain(self) -> None:
         """Return when nothing can be done right now: every call answered, and the scheduler
@@ -318,8 +355,12 @@ class CommandScheduler:
             if now >= refresh_at or self.problem is not None:
                 await self._survey()  # now and then, and as the probe of a failing bridge
                 continue
+            probe_at = self._last_answer + self._probe_s
+            if now >= probe_at:
+                await self._do(self._plant.probe())  # an idle bridge that died is seen soon
+                continue
             deadlines = [t for t in (wake_at, self._plant.next_change(now)) if t is not None]
-            await self._wait(min([refresh_at, *deadlines]))
+            await self._wait(min([refresh_at, probe_at, *deadlines]))
 
     async def _survey(self) -> None:
         if await self._do(self._plant.survey()):
@@ -332,6 +373,7 @@ class CommandScheduler:
             self._failed(exc)
             return False
         now = self._clock.now()
+        self._last_answer = now
         self._answered()
         job.done(answer, now)
         return True
