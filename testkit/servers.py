@@ -43,6 +43,13 @@ def demo_test_config(data_dir: Path, **extra: Any) -> Config:
     return parse_config(data)
 
 
+def json_when_bodyless(request: httpx.Request) -> None:
+    """A POST, PUT or PATCH without a body goes as ``application/json`` (the service refuses
+    any other type, 415)."""
+    if request.method in ("POST", "PUT", "PATCH") and "content-type" not in request.headers:
+        request.headers["Content-Type"] = "application/json"
+
+
 class Running:
     def __init__(self, url: str, engine_box: dict[str, Engine], app: Any, tls: ServerTLS | None = None,
                  server: uvicorn.Server | None = None) -> None:
@@ -67,8 +74,13 @@ class Running:
         return ssl.create_default_context(cafile=str(self.tls.ca_file))
 
     def client(self, token: str | None = None, **kwargs: Any) -> httpx.Client:
+        """An API client; with a token, one that sends its body-less POSTs as JSON, as the
+        service asks of every program (a client without a token stands for a browser and
+        sends exactly what the test gives it)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         verify: ssl.SSLContext | bool = self.ssl_context() or True
+        if token:
+            kwargs.setdefault("event_hooks", {"request": [json_when_bodyless]})
         return httpx.Client(base_url=self.url, headers=headers, timeout=10, verify=verify, **kwargs)
 
     def pair(self, pin: str = PIN) -> str:

@@ -28,11 +28,12 @@ def server(tmp_path: Path) -> Iterator[Running]:
 
 @pytest.mark.parametrize(("width", "height"), [(1180, 820), (820, 1180)])
 def test_the_board_shows_every_room(server: Running, width: int, height: int) -> None:
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.pair()}"}) as api:
+    with server.client(server.pair()) as api:
         assert api.post("/api/rooms/willow/session", json={"preset": "esketamine-monitored"}).status_code == 201
-        api.post("/api/rooms/willow/session/next")
-        api.post("/api/rooms/willow/doses", json={"route": "nasal", "amount": "28 mg"})
-        api.post("/api/rooms/willow/vitals", json={"vitals": {"systolic": 171, "diastolic": 96, "spo2": 97}})
+        assert api.post("/api/rooms/willow/session/next").status_code == 200
+        assert api.post("/api/rooms/willow/doses", json={"route": "nasal", "amount": "28 mg"}).status_code == 200
+        assert api.post("/api/rooms/willow/vitals",
+                        json={"vitals": {"systolic": 171, "diastolic": 96, "spo2": 97}}).status_code == 200
         assert api.post("/api/rooms/cedar/session", json={"preset": "kap-sublingual"}).status_code == 201
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
