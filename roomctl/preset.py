@@ -341,11 +341,6 @@ def _outline_problems(phases: list[_PhaseOutline]) -> list[str]:
     """`since_dose` cues need a dosing phase, and must fall inside their phase's planned span."""
     problems: list[str] = []
     dose_i = next((i for i, p in enumerate(phases) if p.is_dosing), None)
-    starts: list[float] = []
-    t = 0.0
-    for p in phases:
-        starts.append(t)
-        t += p.planned_s or 0.0
     for phase in phases:
         for ci in phase.last_dose_cues:
             if dose_i is None:
@@ -362,9 +357,11 @@ def _outline_problems(phases: list[_PhaseOutline]) -> list[str]:
             length = phase.planned_s
             if length is None or any(p.planned_s is None for p in phases[dose_i:pi]):
                 continue  # the phase's span is unknown: it or a phase since the dose has no length
-            offset = starts[dose_i] + since_dose - starts[pi]
+            # From the dose to the phase's start, summed over the phases between them (exactly 0
+            # for the dosing phase itself: no rounding of absolute starts moves a cue out).
+            lo = sum(p.planned_s or 0.0 for p in phases[dose_i:pi])
+            offset = since_dose - lo
             if not 0 <= offset < length:
-                lo = starts[pi] - starts[dose_i]
                 problems.append(
                     f"{where}: {units.format_duration(since_dose)} after the dose falls outside "
                     f"the phase (planned from {units.format_duration(lo)} "
