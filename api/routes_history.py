@@ -18,12 +18,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import Device
 from api.deps import AdminDevice, Authed, Engine, EngineDep
 from api.models import ErrorOut, Responses
 from roomctl.records.export import session_json
 from roomctl.records.monitoring import monitoring_csv, monitoring_html, monitoring_record
 from roomctl.records.worker import Kind
-from roomctl.store import DamagedSession, SessionStore, SessionSummary, StoredSession
+from roomctl.store import AuditAction, AuditEntry, DamagedSession, SessionStore, SessionSummary, StoredSession
 
 router = APIRouter(prefix="/api/sessions", tags=["history"],
                    responses={401: {"model": ErrorOut, "description": "not paired"},
@@ -51,6 +52,17 @@ class SessionDetailOut(SessionSummaryOut):
     preset: dict[str, Any]
     events: list[dict[str, Any]]
     damaged_events: list[str] = []  # records of it that could not be read, left out of events
+
+
+class AuditOut(BaseModel):
+    """A record exported, printed, renamed or deleted, by whom (the paired device)."""
+
+    at: float
+    session_id: str
+    action: AuditAction
+    device_id: str | None = None
+    device_name: str | None = None
+    detail: str | None = None
 
 
 class LabelIn(BaseModel):
@@ -111,6 +123,17 @@ def _rendered(eng: Engine, session_id: str, kind: Kind) -> str:
     return text
 
 
+def _by(eng: Engine, who: Device, session_id: str = "", action: AuditAction = "export.json") -> AuditEntry:
+    return AuditEntry(at=eng.service.clock.now(), session_id=session_id, action=action,
+                      device_id=who.id, device_name=who.name or None)
+
+
+def _audited(eng: Engine, who: Device, session_id: str, action: AuditAction) -> None:
+    """An export or printout is on the audit list before the record leaves (a store that cannot
+    write answers 503 and hands nothing out)."""
+    _store(eng).record_audit(_by(eng, who, session_id, action))
+
+
 def _running(eng: Engine, session_id: str) -> bool:
     return any(ctl.runner.running and ctl.runner.session is not None and ctl.runner.session.id == session_id
                for ctl in eng.service.rooms.values())
@@ -124,6 +147,12 @@ def list_sessions(eng: EngineDep, _: Authed, room: Annotated[str | None, Query(m
     return [SessionSummaryOut.model_validate(r, from_attributes=True) for r in rows]
 
 
+@router.get("/audit", response_model=list[AuditOut], summary="The audit list of every record, deleted ones "
+            "included: exports, printouts, labels, deletions, newest first")
+def audit_all(eng: EngineDep, _: Authed, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AuditOut]:
+    return [AuditOut.model_validate(e, from_attributes=True) for e in _store(eng).audit(None, limit)]
+
+
 @router.get("/{session_id}", response_model=SessionDetailOut, responses=E404,
             summary="A session with its preset snapshot and every event")
 def get_session(session_id: str, eng: EngineDep, _: Authed) -> SessionDetailOut:
@@ -135,8 +164,9 @@ def get_session(session_id: str, eng: EngineDep, _: Authed) -> SessionDetailOut:
 
 
 @router.get("/{session_id}/export.json", responses=E404, summary="The whole record as JSON")
-def export_json(session_id: str, eng: EngineDep, _: Authed) -> Response:
+def export_json(session_id: str, eng: EngineDep, who: Authed) -> Response:
     body = json.dumps(session_json(_stored(eng, session_id)), indent=1, ensure_ascii=False)
+    _audited(eng, who, session_id, "export.json")
     return Response(body, media_type="application/json",
                     headers={"Content-Disposition": f'attachment; filename="session-{session_id}.json"'})
 
@@ -144,8 +174,10 @@ def export_json(session_id: str, eng: EngineDep, _: Authed) -> Response:
 @router.get("/{session_id}/export.csv", response_class=Response, responses={
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "one row per event"},
     **E404}, summary="The events as CSV: session time, wall time, kind, phase, details, note")
-def export_csv(session_id: str, eng: EngineDep, _: Authed) -> Response:
-    return Response(_rendered(eng, session_id, "export.csv"), media_type="text/csv",
+def export_csv(session_id: str, eng: EngineDep, who: Authed) -> Response:
+    text = _rendered(eng, session_id, "export.csv")
+    _audited(eng, who, session_id, "export.csv")
+    return Response(text, media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="session-{session_id}.csv"'})
 
 
@@ -159,39 +191,52 @@ def report(session_id: str, eng: EngineDep, _: Authed) -> Response:
 @router.get("/{session_id}/monitoring.html", response_class=Response, responses={
     200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "a printable page"},
     **E404}, summary="The monitoring record: doses, vitals, observation, who was there (to print)")
-def monitoring_page(session_id: str, eng: EngineDep, _: Authed) -> Response:
+def monitoring_page(session_id: str, eng: EngineDep, who: Authed) -> Response:
     record = monitoring_record(_stored(eng, session_id), eng.service.clock.now())
+    _audited(eng, who, session_id, "monitoring.html")
     return Response(monitoring_html(record), media_type="text/html")
 
 
 @router.get("/{session_id}/monitoring.csv", response_class=Response, responses={
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "one row per record"},
     **E404}, summary="The monitoring record as CSV")
-def monitoring_export(session_id: str, eng: EngineDep, _: Authed) -> Response:
+def monitoring_export(session_id: str, eng: EngineDep, who: Authed) -> Response:
     record = monitoring_record(_stored(eng, session_id), eng.service.clock.now())
+    _audited(eng, who, session_id, "monitoring.csv")
     return Response(monitoring_csv(record), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="monitoring-{session_id}.csv"'})
 
 
 @router.patch("/{session_id}", response_model=SessionSummaryOut, responses=E404,
               summary="Set or clear the therapist's label (no client names)")
-def set_label(session_id: str, body: LabelIn, eng: EngineDep, _: Authed) -> SessionSummaryOut:
+def set_label(session_id: str, body: LabelIn, eng: EngineDep, who: Authed) -> SessionSummaryOut:
     _summary(eng, session_id)
-    _store(eng).set_label(session_id, body.label)
+    _store(eng).set_label(session_id, body.label, by=_by(eng, who, session_id, "label"))
     return SessionSummaryOut.model_validate(_summary(eng, session_id), from_attributes=True)
 
 
 @router.delete("/{session_id}", status_code=204, responses={**E404, **ADMIN},
                summary="Delete a session's record (a clinic admin)")
-def delete_session(session_id: str, eng: EngineDep, _: AdminDevice) -> Response:
+def delete_session(session_id: str, eng: EngineDep, who: AdminDevice) -> Response:
     _summary(eng, session_id)
     if _running(eng, session_id):
         raise HTTPException(409, "the session is running: end it first")
-    _store(eng).delete(session_id)
+    _store(eng).delete(session_id, by=_by(eng, who, session_id, "deleted"))
     return Response(status_code=204)
 
 
 @router.post("/purge", response_model=PurgeOut, responses=ADMIN,
              summary="Delete ended sessions older than N days (a clinic admin)")
-def purge(body: PurgeIn, eng: EngineDep, _: AdminDevice) -> PurgeOut:
-    return PurgeOut(deleted=_store(eng).purge_older_than(body.older_than_days, eng.service.clock.now()))
+def purge(body: PurgeIn, eng: EngineDep, who: AdminDevice) -> PurgeOut:
+    return PurgeOut(deleted=_store(eng).purge_older_than(body.older_than_days, eng.service.clock.now(),
+                                                          by=_by(eng, who, action="purged")))
+
+
+@router.get("/{session_id}/audit", response_model=list[AuditOut], responses=E404,
+            summary="Who exported, printed, renamed this record, newest first")
+def audit_session(session_id: str, eng: EngineDep, _: Authed,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AuditOut]:
+    entries = _store(eng).audit(session_id, limit)
+    if not entries:
+        _summary(eng, session_id)  # 404 for a session that never was
+    return [AuditOut.model_validate(e, from_attributes=True) for e in entries]

@@ -23,7 +23,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -269,8 +269,10 @@ def repair(path: Path, dest: Path) -> Findings:
         source = _recovered(copy, found)
         saved: list[StoredSession] = []
         _read_sessions(source, found, saved)
-    _write_store(dest, saved)
-    found.notes.append(f"saved {found.sessions} session(s) with {found.events} event(s) into {dest}")
+        audit = _read_audit(source, found)
+    _write_store(dest, saved, audit)
+    found.notes.append(f"saved {found.sessions} session(s) with {found.events} event(s) and "
+                       f"{len(audit)} audit line(s) into {dest}")
     return found
 
 
@@ -325,7 +327,24 @@ def _recovered(copy: Path, found: Findings) -> Path:
     return rebuilt
 
 
-def _write_store(dest: Path, sessions: list[StoredSession]) -> None:
+def _read_audit(db_file: Path, found: Findings) -> list[tuple[object, ...]]:
+    """The audit list's rows as far as they read (a store from before the audit list has none)."""
+    try:
+        conn = reader_connection(db_file)
+    except sqlite3.Error:
+        return []
+    try:
+        return [tuple(r) for r in conn.execute(
+            "SELECT at, session_id, action, device_id, device_name, detail FROM audit ORDER BY seq")]
+    except sqlite3.DatabaseError as err:
+        if "no such table" not in str(err):
+            found.problems.append(f"cannot read the audit list: {err}")
+        return []
+    finally:
+        conn.close()
+
+
+def _write_store(dest: Path, sessions: list[StoredSession], audit: Sequence[tuple[object, ...]] = ()) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(dest, isolation_level=None)
     try:
@@ -339,6 +358,10 @@ def _write_store(dest: Path, sessions: list[StoredSession]) -> None:
                           stored.ended_at, stored.end_reason))
             conn.executemany("INSERT INTO events (session_id, seq, at, kind, payload_json) VALUES (?, ?, ?, ?, ?)",
                              [(s.id, seq, e.at, e.kind.value, event_payload(e)) for seq, e in enumerate(s.events)])
+        conn.executemany("INSERT INTO audit (at, session_id, action, device_id, device_name, detail)"
+                         " VALUES (?, ?, ?, ?, ?, ?)",
+                         [tuple(v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in row)
+                          for row in audit])
         conn.execute("COMMIT")
     finally:
         conn.close()

@@ -47,9 +47,9 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, get_args
 
 from pydantic import ValidationError
 
@@ -60,7 +60,7 @@ from roomctl.session import EventSink, Session
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the audit list
 APPLICATION_ID = 0x726F6F6D  # "room": marks the file as a roomctl store
 SQLITE_MAGIC = b"SQLite format 3\x00"
 WAL_MAGICS = (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")  # the two byte orders of a WAL header
@@ -88,7 +88,25 @@ CREATE TABLE events (
     payload_json TEXT NOT NULL,
     PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID;
+""" + """
+CREATE TABLE audit (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          REAL NOT NULL,
+    session_id  TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    device_id   TEXT,
+    device_name TEXT,
+    detail      TEXT
+);
+CREATE INDEX audit_session ON audit (session_id, seq);
 """
+# The audit list has no reference to `sessions` on purpose: the line saying who deleted a
+# record outlives the record.
+_AUDIT_SCHEMA = _SCHEMA[_SCHEMA.index("CREATE TABLE audit"):]
+
+AuditAction = Literal["export.json", "export.csv", "monitoring.html", "monitoring.csv", "label", "deleted",
+                      "purged"]
+AUDIT_ACTIONS: tuple[AuditAction, ...] = get_args(AuditAction)
 
 
 class StoreError(Exception):
@@ -119,6 +137,18 @@ class StoredSession:
     @property
     def id(self) -> str:
         return self.session.id
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit list: a record exported, printed, renamed or deleted, by whom."""
+
+    at: float
+    session_id: str
+    action: AuditAction
+    device_id: str | None = None
+    device_name: str | None = None
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -582,33 +612,74 @@ class SessionStore:
 
     # --- editing ----------------------------------------------------------------------------
 
-    def set_label(self, session_id: str, label: str | None) -> bool:
-        """Name a session ("Client A, 3rd session"); False when there is no such session."""
-        return bool(self._write(f"label session {session_id}", lambda db: db.execute(
-            "UPDATE sessions SET label = ? WHERE id = ?", (label, session_id)).rowcount > 0))
+    def set_label(self, session_id: str, label: str | None, *, by: AuditEntry | None = None) -> bool:
+        """Name a session ("Client A, 3rd session"); False when there is no such session.
+        ``by`` (its ``at`` and device) is added to the audit list in the same transaction."""
+        def work(db: sqlite3.Connection) -> bool:
+            found = db.execute("UPDATE sessions SET label = ? WHERE id = ?", (label, session_id)).rowcount > 0
+            if found and by is not None:
+                _audit(db, replace(by, session_id=session_id, action="label", detail=label or "(cleared)"))
+            return found
+        return bool(self._write(f"label session {session_id}", work))
 
-    def delete(self, session_id: str) -> bool:
+    def delete(self, session_id: str, *, by: AuditEntry | None = None) -> bool:
         """Delete a session and its events; False when there is no such session. The caller
-        must not delete a session a runner is still recording."""
-        found = bool(self._write(f"delete session {session_id}", lambda db: db.execute(
-            "DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0))
+        must not delete a session a runner is still recording. ``by`` is added to the audit
+        list in the same transaction, with what the record was (it is gone afterwards)."""
+        def work(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+                return False
+            if by is not None:
+                _audit(db, replace(by, session_id=session_id, action="deleted", detail=_what(db, session_id)))
+            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+            return True
+        found = bool(self._write(f"delete session {session_id}", work))
         if found:
             self._checkpoint()
         return found
 
-    def purge_older_than(self, days: float, now: float) -> int:
+    def purge_older_than(self, days: float, now: float, *, by: AuditEntry | None = None) -> int:
         """Retention: delete sessions that ENDED more than ``days`` before ``now``; returns
         how many. Sessions that have not ended are kept (they may be running or waiting for
-        recovery). Deleted content is overwritten (``secure_delete``) and the WAL truncated."""
+        recovery). Deleted content is overwritten (``secure_delete``) and the WAL truncated.
+        Each deleted session gets a line in the audit list (``by``'s device, or none: the
+        service's own retention), in the same transaction."""
         if days < 0:
             raise ValueError("days must not be negative")
         cutoff = now - days * 86400.0
-        n = int(self._write("purge old sessions", lambda db: db.execute(
-            "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?", (cutoff,)).rowcount))
+        line = by if by is not None else AuditEntry(at=now, session_id="", action="purged")
+
+        def work(db: sqlite3.Connection) -> int:
+            ids = [r[0] for r in db.execute(
+                "SELECT id FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?", (cutoff,))]
+            why = f"older than {days:g} days"
+            for sid in ids:
+                _audit(db, replace(line, session_id=sid, action="purged", detail=f"{_what(db, sid)}; {why}"))
+            db.execute("DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?", (cutoff,))
+            return len(ids)
+
+        n = int(self._write("purge old sessions", work))
         if n:
             self._checkpoint()
             log.info("purged %d session(s) that ended before %s", n, units.format_iso(cutoff))
         return n
+
+    # --- the audit list ---------------------------------------------------------------------
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        """Add a line to the audit list (an export or a printout of a record): durable before
+        the caller hands the record out."""
+        self._write(f"record {entry.action} of session {entry.session_id}", lambda db: _audit(db, entry))
+
+    def audit(self, session_id: str | None = None, limit: int = 200) -> list[AuditEntry]:
+        """The audit list, newest first: of one session, or of every session (deleted ones too)."""
+        where, args = ("WHERE session_id = ?", [session_id]) if session_id is not None else ("", [])
+        with self._read() as db:
+            rows = db.execute("SELECT at, session_id, action, device_id, device_name, detail FROM audit "
+                              f"{where} ORDER BY seq DESC LIMIT ?", (*args, max(0, limit))).fetchall()
+        return [AuditEntry(at=float(r[0]), session_id=_loose(r[1]), action=_action(r[2]),
+                           device_id=_text_or_none(r[3]), device_name=_text_or_none(r[4]),
+                           detail=_text_or_none(r[5])) for r in rows]
 
     # --- internals --------------------------------------------------------------------------
 
@@ -967,6 +1038,41 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
                          "it.") from None
 
 
+def _audit(db: sqlite3.Connection, e: AuditEntry) -> None:
+    db.execute("INSERT INTO audit (at, session_id, action, device_id, device_name, detail) VALUES (?, ?, ?, ?, ?, ?)",
+               (e.at, e.session_id, e.action, e.device_id, e.device_name, e.detail))
+
+
+def _what(db: sqlite3.Connection, session_id: str) -> str:
+    """What a record was, for the audit line that outlives it: its preset and start (not its
+    label: a client reference goes with the record)."""
+    row = db.execute("SELECT preset_json, started_at FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    if row is None:
+        return ""
+    try:
+        name = str(json.loads(row[0]).get("name") or "?")
+    except (ValueError, AttributeError, TypeError):
+        name = "?"
+    return f"{name}, started {units.format_iso(float(row[1]))}"
+
+
+def _loose(value: object) -> str:
+    """Audit text as far as it can be read (a damaged byte does not hide the line)."""
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if value is None else _loose(value)
+
+
+def _action(value: object) -> AuditAction:
+    text = _loose(value)
+    for a in AUDIT_ACTIONS:
+        if a == text:
+            return a
+    raise StoreError(f"the audit list holds an unknown action {text!r}")
+
+
 def _check_identity(conn: sqlite3.Connection, path: Path) -> bool:
     """True for an empty database (to be set up), False for a roomctl store this version can
     use; refuses anything else."""
@@ -995,6 +1101,12 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
             conn.execute(statement)
         conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        return
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version < 2:  # 1 -> 2: the audit list
+        for statement in statements(_AUDIT_SCHEMA):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version=2")
 
 
 def create_schema(conn: sqlite3.Connection) -> None:

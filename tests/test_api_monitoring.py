@@ -126,3 +126,30 @@ def test_the_monitoring_record_prints(server: Running, tmp_path: Path) -> None:
     data = pdf.read_bytes()
     pages = len(re.findall(rb"/Type\s*/Page(?!s)", data))
     assert data.startswith(b"%PDF") and 1 <= pages <= 2, pages
+
+
+def test_exports_printouts_and_deletions_are_on_the_audit_list(server: Running) -> None:
+    with paired(server, "Dr. A") as a, paired(server, "Nurse B") as b:
+        session_id = a.post(f"{ROOM}/session", json={"preset": "esketamine-monitored"}).json()["state"]["session"]["id"]
+        assert a.post(f"{ROOM}/session/end", json={"reason": "test record"}).status_code == 200
+        assert b.get(f"/api/sessions/{session_id}/export.csv").status_code == 200
+        assert a.get(f"/api/sessions/{session_id}/monitoring.html").status_code == 200
+        assert b.patch(f"/api/sessions/{session_id}", json={"label": "Tue AM"}).status_code == 200
+        assert b.get(f"/api/sessions/{session_id}/report.svg").status_code == 200  # looking is not exporting
+        audit = a.get(f"/api/sessions/{session_id}/audit").json()
+        assert [(e["action"], e["device_name"]) for e in audit] == [
+            ("label", "Nurse B"), ("monitoring.html", "Dr. A"), ("export.csv", "Nurse B")]
+        assert audit[0]["detail"] == "Tue AM"
+        assert audit[0]["at"] >= audit[1]["at"] >= audit[2]["at"]
+
+        # Only the clinic's admin (the first device paired) deletes; the deletion outlives the record.
+        assert b.delete(f"/api/sessions/{session_id}").status_code == 403
+        assert a.delete(f"/api/sessions/{session_id}").status_code == 204
+        assert a.get(f"/api/sessions/{session_id}").status_code == 404
+        gone = a.get(f"/api/sessions/{session_id}/audit").json()
+        assert gone[0]["action"] == "deleted" and gone[0]["device_name"] == "Dr. A"
+        assert (gone[0]["detail"] or "").startswith("Esketamine, monitored, started ")
+        assert "Tue AM" not in (gone[0]["detail"] or "")  # a client reference goes with the record
+        everything = a.get("/api/sessions/audit").json()
+        assert [e["action"] for e in everything] == ["deleted", "label", "monitoring.html", "export.csv"]
+        assert a.get("/api/sessions/no-such-session/audit").status_code == 404

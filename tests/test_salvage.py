@@ -19,7 +19,7 @@ import pytest
 from roomctl.events import Event, EventKind, LightsChange
 from roomctl.preset import Preset, load_preset
 from roomctl.session import Session
-from roomctl.store import SessionStore
+from roomctl.store import AuditEntry, SessionStore
 from testkit.servers import demo_test_config, running_app
 
 PRESETS = Path(__file__).resolve().parent.parent / "roomctl" / "presets"
@@ -51,6 +51,7 @@ def fill(path: Path, tour: Preset, sessions: int = 12, events: int = 20) -> None
                           lights=LightsChange(brightness=n % 100) if kind is EventKind.LIGHTS_SET else None)
                 sink(session, e)
                 session.events.append(e)
+        store.record_audit(AuditEntry(at=START, session_id="s00", action="export.csv", device_name="Dr. A"))
 
 
 def with_log(path: Path) -> Path:
@@ -110,6 +111,7 @@ def test_check_and_repair_of_a_damaged_store_change_nothing_and_save_the_rest(tm
         assert all(s.damaged is None for s in listed)
         s00 = store.get("s00")
         assert s00 is not None and s00.session.label == "relabelled after the last checkpoint"  # from the log
+        assert [(e.session_id, e.action, e.device_name) for e in store.audit()] == [("s00", "export.csv", "Dr. A")]
     again = roomctl("check", "--file", str(new))
     assert again.returncode == 0, again.stdout
 

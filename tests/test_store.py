@@ -23,7 +23,7 @@ from roomctl.preset import Preset, load_preset, parse_preset
 from roomctl.records.export import session_csv, session_json
 from roomctl.room import Safety
 from roomctl.session import CommandRejected, RecordFailing, Room, Session, SessionRunner
-from roomctl.store import SCHEMA_VERSION, SessionStore, StoreError
+from roomctl.store import SCHEMA_VERSION, AuditEntry, SessionStore, StoreError
 from roomctl.timeline import evaluate
 
 PRESETS = Path(__file__).resolve().parent.parent / "roomctl" / "presets"
@@ -414,6 +414,37 @@ def test_deleted_records_do_not_linger_in_the_file(db_path: Path, tour: Preset) 
         data = db_path.read_bytes() + db_path.with_name("roomctl.db-wal").read_bytes()
     assert b"Client-" not in data  # overwritten (secure_delete), WAL truncated
     assert b"Client-" not in db_path.read_bytes()
+
+
+def test_deletions_and_retention_are_on_the_audit_list(db_path: Path, tour: Preset) -> None:
+    with SessionStore.open(db_path) as store:
+        for i in range(3):
+            record_session(store, tour, f"s{i}", START + i, 5, label=f"Client-{i}-label")
+        by = AuditEntry(at=START + DAY, session_id="", action="deleted", device_id="d1", device_name="Dr. A")
+        assert store.delete("s1", by=by)
+        assert not store.delete("s1", by=by)  # nothing deleted, nothing on the list
+        assert store.purge_older_than(0.5, now=START + DAY) == 2  # the service's own retention
+        audit = store.audit()
+    assert [(e.session_id, e.action, e.device_name) for e in audit] == [
+        ("s2", "purged", None), ("s0", "purged", None), ("s1", "deleted", "Dr. A")]
+    assert audit[0].detail is not None and audit[0].detail.startswith(f"{tour.name}, started ")
+    assert audit[0].detail.endswith("older than 0.5 days")
+    assert all("Client-" not in (e.detail or "") for e in audit)  # the label went with the record
+
+
+def test_a_store_from_before_the_audit_list_gets_one_and_keeps_its_records(db_path: Path, tour: Preset) -> None:
+    with SessionStore.open(db_path) as store:
+        record_session(store, tour, "old", START, 3)
+    conn = sqlite3.connect(db_path)  # as the first roomctl left it: schema 1, no audit table
+    conn.execute("DROP TABLE audit")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    with SessionStore.open(db_path) as store:
+        assert [s.id for s in store.list_sessions()] == ["old"]
+        store.record_audit(AuditEntry(at=START + 10, session_id="old", action="export.csv", device_name="Dr. A"))
+        assert [e.action for e in store.audit("old")] == ["export.csv"]
+    assert raw_rows(db_path, "PRAGMA user_version")[0][0] == SCHEMA_VERSION == 2
 
 
 # --- export --------------------------------------------------------------------------------
