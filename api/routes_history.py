@@ -22,6 +22,7 @@ from api.auth import Device
 from api.deps import AdminDevice, Authed, Engine, EngineDep
 from api.models import ErrorOut, Responses
 from roomctl.records.export import session_json
+from roomctl.records.monitoring import CONTENT_SECURITY_POLICY as MONITORING_CSP
 from roomctl.records.monitoring import monitoring_csv, monitoring_html, monitoring_record
 from roomctl.records.worker import Kind
 from roomctl.store import AuditAction, AuditEntry, DamagedSession, SessionStore, SessionSummary, StoredSession
@@ -194,7 +195,8 @@ def report(session_id: str, eng: EngineDep, _: Authed) -> Response:
 def monitoring_page(session_id: str, eng: EngineDep, who: Authed) -> Response:
     record = monitoring_record(_stored(eng, session_id), eng.service.clock.now())
     _audited(eng, who, session_id, "monitoring.html")
-    return Response(monitoring_html(record), media_type="text/html")
+    return Response(monitoring_html(record), media_type="text/html",
+                    headers={"Content-Security-Policy": MONITORING_CSP})
 
 
 @router.get("/{session_id}/monitoring.csv", response_class=Response, responses={

@@ -70,7 +70,10 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += HEADERS
+                # A route serving a self-contained document (the monitoring record, with its own
+                # style) states its own, stricter policy: it is kept, not joined by this one.
+                own_policy = any(k.lower() == b"content-security-policy" for k, _ in headers)
+                headers += [hv for hv in HEADERS if not (own_policy and hv[0] == b"content-security-policy")]
                 if https:
                     headers.append(HSTS)
                 if path.startswith("/api/") or path == "/healthz":

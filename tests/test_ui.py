@@ -669,8 +669,8 @@ def test_past_sessions_show_a_dark_report_export_label_and_delete(tablet: Tablet
     direct_luma = t.luma(shot)
     assert direct_luma < DARK_LUMA, f"the report opened on its own: mean luma {direct_luma:.1f}"
 
-    csv_href = page.get_attribute("#history-detail a[download$='.csv']", "href")
-    json_href = page.get_attribute("#history-detail a[download$='.json']", "href")
+    csv_href = page.get_attribute("#history-detail a[download^='session-'][download$='.csv']", "href")
+    json_href = page.get_attribute("#history-detail a[download^='session-'][download$='.json']", "href")
     assert csv_href and json_href
     # Fetched by the page itself, as a download would be: Playwright's own client may reuse a
     # keep-alive connection the server closed after its idle time (a reset), where a browser retries.
@@ -684,6 +684,28 @@ def test_past_sessions_show_a_dark_report_export_label_and_delete(tablet: Tablet
     page.wait_for_selector(f"#history-list [data-session='{sid}']:has-text('Tue AM')")
     assert t.api("GET", f"/api/sessions/{sid}").json()["label"] == "Tue AM"
 
+    # The monitoring record opens to print, dark on the screen (it prints black on white).
+    with page.expect_popup() as popup_info:
+        page.click("#history-detail a:has-text('Monitoring record (print)')")
+    printout = popup_info.value
+    try:
+        printout.wait_for_selector("h1:has-text('Monitoring record')")
+        printout_luma = t.luma(printout.screenshot(
+            path=str(SHOTS / f"{t.size[0]}x{t.size[1]}-23-monitoring-record.png")))
+    finally:
+        printout.close()
+        page.bring_to_front()
+    assert printout_luma < DARK_LUMA, f"the monitoring record on screen: mean luma {printout_luma:.1f}"
+    # Every export, the printout and the label are on the record's audit list, with this tablet's name.
+    page.click(f"#history-list [data-session='{sid}']")
+    until(page, "document.querySelectorAll('#history-audit li[data-action]').length === 4")
+    lines = page.locator("#history-audit li[data-action]")
+    assert [lines.nth(i).get_attribute("data-action") for i in range(4)] == [
+        "monitoring.html", "label", "export.json", "export.csv"]
+    assert all("test tablet" in text for text in lines.all_inner_texts())
+    page.locator("#history-audit").scroll_into_view_if_needed()
+    t.shot("24-history-audit")
+
     page.click("#history-detail button:has-text('Delete')")
     page.wait_for_selector("#dlg-forget[open]")
     t.shot("22-history-delete-confirm")
@@ -693,6 +715,14 @@ def test_past_sessions_show_a_dark_report_export_label_and_delete(tablet: Tablet
     page.click("#dlg-forget-yes")
     page.wait_for_selector(f"#history-list [data-session='{sid}']", state="detached")
     assert t.api("GET", f"/api/sessions/{sid}").status_code == 404
+    # The deletion outlives the record: on the list of deleted records, with who deleted it.
+    start_by_api(t, "ui-dose")  # a session to show, so the history has a detail to open
+    page.click("#tab-session")
+    page.click("#tab-history")
+    page.click("#history-deleted summary")
+    deleted = page.locator("#history-deleted li[data-action='deleted']")
+    deleted.wait_for()
+    assert "UI dose" in deleted.inner_text() and "test tablet" in deleted.inner_text()
     t.assert_only_local()
     t.assert_no_script_errors()
 

@@ -1,5 +1,6 @@
 // Past sessions on the tablet: the list, a session's report (the dark timeline picture),
-// exports (CSV, JSON), the therapist's label, and deleting a record after a confirmation.
+// exports (CSV, JSON), the monitoring record to print, the therapist's label, deleting a record
+// after a confirmation, and the audit list: who exported, printed, labelled or deleted a record.
 import { api, fmtSpan, h, toast } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
@@ -70,6 +71,7 @@ function renderDetail() {
       const out = await api(base, { method: "PATCH", body: { label: label.value.trim() || null } });
       Object.assign(s, out);
       renderList();
+      loadAudit(s.id);
       toast("Label saved.");
     } catch (err) {
       toast(err.message, true);
@@ -88,8 +90,59 @@ function renderDetail() {
     h("div", { class: "detail-actions" },
       h("a", { class: "button", href: `${base}/export.csv`, download: `session-${s.id}.csv` }, "Export table (CSV)"),
       h("a", { class: "button", href: `${base}/export.json`, download: `session-${s.id}.json` }, "Export record (JSON)"),
+      h("a", { class: "button", href: `${base}/monitoring.html`, target: "_blank", rel: "noopener" }, "Monitoring record (print)"),
+      h("a", { class: "button", href: `${base}/monitoring.csv`, download: `monitoring-${s.id}.csv` }, "Monitoring record (CSV)"),
       h("button", { type: "button", class: "quiet", onclick: () => askForget(s), disabled: running }, "Delete…")),
-    h("div", { class: "label-row" }, label, saveLabel));
+    h("div", { class: "label-row" }, label, saveLabel),
+    h("h3", {}, "Who exported or changed this record"),
+    h("ul", { id: "history-audit", class: "audit-list small" }, h("li", { class: "muted" }, "…")),
+    h("details", { id: "history-deleted", class: "audit-deleted small" },
+      h("summary", {}, "Deleted records"), h("ul", { class: "audit-list" })));
+  // An export is on the list once the service has handed it out: look again shortly after.
+  for (const a of $("history-detail").querySelectorAll(".detail-actions a")) {
+    a.addEventListener("click", () => setTimeout(() => loadAudit(s.id), 800));
+  }
+  $("history-deleted").addEventListener("toggle", () => { if ($("history-deleted").open) loadDeleted(); });
+  loadAudit(s.id);
+}
+
+const ACTIONS = {
+  "export.json": () => "Record exported (JSON)",
+  "export.csv": () => "Table exported (CSV)",
+  "monitoring.html": () => "Monitoring record opened to print",
+  "monitoring.csv": () => "Monitoring record exported (CSV)",
+  label: (e) => `Label set: ${e.detail}`,
+  deleted: (e) => `Record deleted: ${e.detail}`,
+  purged: (e) => `Deleted after the keeping time: ${e.detail}`,
+};
+
+function auditLine(e) {
+  const what = (ACTIONS[e.action] || (() => e.action))(e);
+  return h("li", { "data-action": e.action }, h("b", {}, when(e.at)), " ", what,
+    h("span", { class: "muted" }, ` · ${e.device_name || (e.action === "purged" ? "roomctl (automatic)" : "a device")}`));
+}
+
+async function loadAudit(id) {
+  let lines;
+  try {
+    lines = await api(`/api/sessions/${encodeURIComponent(id)}/audit`);
+  } catch (err) {
+    lines = null;
+    if (selected === id && $("history-audit")) $("history-audit").replaceChildren(h("li", { class: "warn" }, err.message));
+  }
+  if (!lines || selected !== id || !$("history-audit")) return;
+  $("history-audit").replaceChildren(...(lines.length ? lines.map(auditLine)
+    : [h("li", { class: "muted" }, "Not exported, printed or changed yet.")]));
+}
+
+async function loadDeleted() {
+  const list = $("history-deleted").querySelector("ul");
+  try {
+    const lines = (await api("/api/sessions/audit?limit=500")).filter((e) => e.action === "deleted" || e.action === "purged");
+    list.replaceChildren(...(lines.length ? lines.map(auditLine) : [h("li", { class: "muted" }, "No record has been deleted.")]));
+  } catch (err) {
+    list.replaceChildren(h("li", { class: "warn" }, err.message));
+  }
 }
 
 function askForget(s) {

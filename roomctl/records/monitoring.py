@@ -9,7 +9,9 @@ As a printable page (HTML with print CSS, self-contained, no script) and as CSV.
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
 import time
 from dataclasses import dataclass
@@ -122,7 +124,20 @@ th { background: #eee; font-weight: 600; }
 footer { margin-top: 24px; font-size: 12px; color: #555; }
 @page { size: A4; margin: 16mm; }
 @media print { body { margin: 0; } }
+@media screen {  /* opened on a tablet in a dark room: dark, low glare; printed: black on white */
+  body { color: #d6d3cc; background: #101216; }
+  p.sub, .note, footer { color: #9a978f; }
+  th, td { border-color: #3a3d44; } th { background: #1b1e24; }
+  .flag { color: #e8b463; }
+}
 """
+
+
+# The page carries its style inline (saved or printed, it stays whole); served, it is allowed by
+# its hash and nothing else runs or loads: no script at all.
+STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
+CONTENT_SECURITY_POLICY = (f"default-src 'none'; style-src '{STYLE_HASH}'; img-src 'self' data:; "
+                           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def monitoring_html(record: MonitoringRecord) -> str:
