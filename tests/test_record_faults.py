@@ -267,6 +267,9 @@ def test_a_full_disk_refuses_commands_and_keeps_lights_up(small_disk: Path, tmp_
         assert not tablet.state()["emergency"]
         assert [k for (k,) in rows(db, "SELECT kind FROM events WHERE session_id = ? ORDER BY seq", session_id)] == \
             ["started", "lights_set"]
+        # an export that cannot be put on the audit list is not handed out
+        export = tablet.call("GET", f"/api/sessions/{session_id}/export.json")
+        assert export.status_code == 503 and "cannot record export.json" in export.json()["detail"], export.text
         # space comes back: the kept events are written, in order, without a command
         filler.unlink()
         tablet.wait_state(lambda s: s["record"]["ok"], timeout_s=5)
@@ -274,6 +277,8 @@ def test_a_full_disk_refuses_commands_and_keeps_lights_up(small_disk: Path, tmp_
             ["started", "lights_set", "emergency_on", "emergency_off"]
         assert tablet.ok("GET", "/healthz")["ok"] is True
         tablet.ok("POST", "/api/rooms/a/lights", json={"brightness": 25})
+        assert tablet.call("GET", f"/api/sessions/{session_id}/export.json").status_code == 200
+        assert [a for (a,) in rows(db, "SELECT action FROM audit WHERE session_id = ?", session_id)] == ["export.json"]
 
 
 # --- a store deleted while running -------------------------------------------------------------
