@@ -55,17 +55,6 @@ class SessionDetailOut(SessionSummaryOut):
     damaged_events: list[str] = []  # records of it that could not be read, left out of events
 
 
-class AuditOut(BaseModel):
-    """A record exported, printed, renamed or deleted, by whom (the paired device)."""
-
-    at: float
-    session_id: str
-    action: AuditAction
-    device_id: str | None = None
-    device_name: str | None = None
-    detail: str | None = None
-
-
 class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": "Tue 9:00"}]})
 
@@ -148,10 +137,10 @@ def list_sessions(eng: EngineDep, _: Authed, room: Annotated[str | None, Query(m
     return [SessionSummaryOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.get("/audit", response_model=list[AuditOut], summary="The audit list of every record, deleted ones "
+@router.get("/audit", response_model=list[AuditEntry], summary="The audit list of every record, deleted ones "
             "included: exports, printouts, labels, deletions, newest first")
-def audit_all(eng: EngineDep, _: Authed, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AuditOut]:
-    return [AuditOut.model_validate(e, from_attributes=True) for e in _store(eng).audit(None, limit)]
+def audit_all(eng: EngineDep, _: Authed, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AuditEntry]:
+    return _store(eng).audit(None, limit)
 
 
 @router.get("/{session_id}", response_model=SessionDetailOut, responses=E404,
@@ -234,11 +223,11 @@ def purge(body: PurgeIn, eng: EngineDep, who: AdminDevice) -> PurgeOut:
                                                           by=_by(eng, who, action="purged")))
 
 
-@router.get("/{session_id}/audit", response_model=list[AuditOut], responses=E404,
+@router.get("/{session_id}/audit", response_model=list[AuditEntry], responses=E404,
             summary="Who exported, printed, renamed this record, newest first")
 def audit_session(session_id: str, eng: EngineDep, _: Authed,
-                  limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AuditOut]:
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AuditEntry]:
     entries = _store(eng).audit(session_id, limit)
     if not entries:
         _summary(eng, session_id)  # 404 for a session that never was
-    return [AuditOut.model_validate(e, from_attributes=True) for e in entries]
+    return entries
