@@ -33,7 +33,7 @@ from playwright.sync_api import (
     Route,
     sync_playwright,
 )
-from ui_server import PIN, UI_CHECK_PRESET, UI_DOSE_PRESET, UIServer, chromium_env, make_ca
+from ui_server import PIN, UI_CHECK_PRESET, UI_DOSE_PRESET, UI_MONITOR_PRESET, UIServer, chromium_env, make_ca
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "screenshots"
@@ -91,7 +91,8 @@ def browser(ca_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture
 def server(tmp_path: Path, ca_folder: Path) -> Iterator[UIServer]:
-    srv = UIServer(tmp_path, presets={"ui-check": UI_CHECK_PRESET, "ui-dose": UI_DOSE_PRESET},
+    srv = UIServer(tmp_path, presets={"ui-check": UI_CHECK_PRESET, "ui-dose": UI_DOSE_PRESET,
+                                      "ui-monitor": UI_MONITOR_PRESET},
                    ca_from=ca_folder)
     srv.start()
     try:
@@ -1011,3 +1012,255 @@ def test_static_files_are_small_local_and_installable() -> None:
     assert manifest["display"] in ("fullscreen", "standalone")
     assert any(i["src"].endswith(".svg") for i in manifest["icons"])
     assert manifest["theme_color"].lower() in ("#0c0d10", "#000000")
+
+
+# ── monitoring: doses, vitals, highlighted values ───────────────────────────────
+
+MONITOR_CONTROLS = ("#clinical .clin-act button, #clinical .cue-btns button, #clinical .alert-ack, "
+                    "dialog[open] button, dialog[open] input")
+
+
+def tap_on(t: Tablet, selector: str) -> None:
+    """A finger's tap on the element's centre (touch events, as on the tablet), once it is in
+    view: the clinical list scrolls when it holds more than fits."""
+    t.page.locator(selector).scroll_into_view_if_needed()
+    t.tap(*t.centre(selector))
+
+
+def type_on_pad(t: Tablet, field: str, digits: str) -> None:
+    tap_on(t, f"#vitals-fields [data-field='{field}']")
+    tap_on(t, "#vitals-pad [data-key='clear']")
+    for d in digits:
+        tap_on(t, f"#vitals-pad [data-key='{d}']")
+
+
+def small_targets(page: Page, selector: str = MONITOR_CONTROLS) -> tuple[list[dict[str, float]], int]:
+    """The visible controls under ``selector`` smaller than 48 by 48 px, and how many were measured."""
+    found = boxes(page, selector)
+    assert found, selector
+    return [b for b in found if b["w"] < 48 or b["h"] < 48], len(found)
+
+
+def smallest(page: Page, selector: str = MONITOR_CONTROLS) -> tuple[int, int]:
+    found = boxes(page, selector)
+    return min(int(b["w"]) for b in found), min(int(b["h"]) for b in found)
+
+
+def local_hhmm(page: Page, epoch: float) -> str:
+    """The time of day the tablet's own time zone gives ``epoch``, worked out here (not in the page)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    zone = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")
+    return datetime.fromtimestamp(epoch, ZoneInfo(zone)).strftime("%H:%M")
+
+
+def test_doses_vitals_and_highlighted_values_from_the_tablet(tablet: Tablet) -> None:
+    t, page = tablet, tablet.page
+    open_running(t, "ui-monitor")
+    measured: dict[str, tuple[int, int]] = {}
+    home = boxes(page, "#lightsup")
+    controls = boxes(page, SESSION_CONTROLS)
+
+    # Both vitals checks come due: each offers Record vitals and Skip…, and the room shows the check look.
+    first, second = "#clinical .cue[data-cue='dosing/0']", "#clinical .cue[data-cue='dosing/1']"
+    page.wait_for_selector(second, timeout=8000)
+    assert page.inner_text(f"{first} [data-act='record']") == "Record vitals"
+    assert page.inner_text(f"{first} [data-act='skip']") == "Skip…"
+    assert page.locator(f"{first} input").count() == 0
+    until(page, "window.roomctl.state.session.check_active === true")
+    assert page.inner_text("#clinical .check-line") == \
+        "Check: lights lifted a little, music lowered — record or skip to return"
+    assert boxes(page, "#lightsup") == home and boxes(page, SESSION_CONTROLS) == controls, \
+        "a control moved when the checks appeared"
+    measured["session"] = smallest(page)
+    assert small_targets(page)[0] == []
+
+    # A dose given 5 minutes ago, nasal, 28 mg: the time is moved with the buttons, no keyboard.
+    tap_on(t, "#clinical [data-act='dose']")
+    page.wait_for_selector("#dlg-dose[open]")
+    shown_now = page.inner_text("#dose-at")
+    assert page.inner_text("#dose-ago") == "now" and page.locator("#dose-later").is_disabled()
+    tap_on(t, "#dlg-dose [data-step='-300']")
+    tap_on(t, "#dlg-dose [data-step='-60']")
+    tap_on(t, "#dlg-dose [data-step='60']")
+    assert page.inner_text("#dose-ago") == "5 min ago"
+    assert page.inner_text("#dose-at") != shown_now
+    tap_on(t, "#dose-routes [data-route='Nasal']")
+    assert page.get_attribute("#dose-routes [data-route='Nasal']", "aria-pressed") == "true"
+    page.fill("#dose-amount", "28 mg")
+    page.wait_for_timeout(400)
+    assert t.shot("30-dose-dialog") < DARK_LUMA
+    measured["dose dialog"] = smallest(page)
+    assert small_targets(page)[0] == []
+    before = t.state()["t"]
+    tap_on(t, "#dose-save")
+    page.wait_for_selector("#dlg-dose", state="hidden")
+    s = t.state()["session"]
+    assert len(s["doses"]) == 1
+    d = s["doses"][0]
+    assert (d["route"], d["amount"], d["by"]) == ("Nasal", "28 mg", "test tablet")
+    assert abs(d["given_at"] - (before - 300)) < 30, (d["given_at"], before)
+    # The dose clock runs from the dose, and the doses given are listed.
+    assert page.text_content("#clinical [data-label='dose']") == "Since first dose"
+    clock = page.inner_text("#clinical [data-t='dose']")
+    m = re.fullmatch(r"(\d+):(\d\d)", clock)
+    assert m and 295 <= int(m[1]) * 60 + int(m[2]) <= 400, clock
+    until(page, f"document.querySelector(\"#clinical [data-t='dose']\").textContent !== {json.dumps(clock)}",
+          timeout=3000)
+    listed = page.inner_text("#clinical .doses-list [data-dose='1']")
+    assert local_hhmm(page, d["given_at"]) in listed and "Nasal · 28 mg" in listed and "test tablet" in listed
+    assert page.is_hidden("#clinical [data-t='last-dose']")
+    # Observation until: two hours after the last dose, in the tablet's local time.
+    until(page, "window.roomctl.state.session.observe_until !== null")
+    until_at = t.state()["session"]["observe_until"]
+    assert abs(until_at - (d["given_at"] + 7200)) < 1
+    assert page.inner_text("#clinical .observe") == f"Observation until {local_hhmm(page, until_at)}"
+
+    # A second dose, now: the time since the last one shows beside the first.
+    tap_on(t, "#clinical [data-act='dose']")
+    page.wait_for_selector("#dlg-dose[open]")
+    tap_on(t, "#dose-routes [data-route='Nasal']")
+    tap_on(t, "#dose-save")
+    page.wait_for_selector("#dlg-dose", state="hidden")
+    page.wait_for_selector("#clinical [data-t='last-dose']:not([hidden])")
+    assert re.fullmatch(r"Since last dose 0:0\d", page.inner_text("#clinical [data-t='last-dose']"))
+    assert page.locator("#clinical .doses-list li").count() == 2
+    until_at = t.state()["session"]["observe_until"]
+    until(page, f"document.querySelector('#clinical .observe').textContent === "
+                f"{json.dumps('Observation until ' + local_hhmm(page, until_at))}")
+
+    # Vitals for the first check, typed on the pad: systolic 400 cannot be right; the message says
+    # which value, nothing is recorded and what was typed stays.
+    tap_on(t, f"{first} [data-act='record']")
+    page.wait_for_selector("#dlg-vitals[open]")
+    assert page.inner_text("#vitals-for") == "Baseline vitals"
+    labels = page.eval_on_selector_all("#vitals-obs .obs-row", "els => els.map(e => [e.dataset.obs, "
+                                       "[...e.querySelectorAll('button')].map(b => b.textContent)])")
+    assert labels == [["sedation", ["0", "1", "2", "3", "4"]], ["nausea", ["No", "Yes"]]]
+    type_on_pad(t, "systolic", "400")
+    type_on_pad(t, "diastolic", "96")
+    type_on_pad(t, "heart_rate", "72")
+    assert page.inner_text("#vitals-fields [data-field='systolic'] .vf-value") == "400"
+    tap_on(t, "#vitals-save")
+    problem = page.locator("#vitals-fields .fmsg[data-problem='bp']")
+    problem.wait_for(state="visible", timeout=5000)
+    said = problem.inner_text()
+    assert "Blood pressure (systolic)" in said and "400 is above 300" in said and "Nothing was recorded" in said
+    assert not re.search(r"vitals\.|POST|payload|\bcue\b", said), said
+    assert t.state()["session"]["vitals"] == []
+    assert page.is_visible("#dlg-vitals")
+    assert page.inner_text("#vitals-fields [data-field='systolic'] .vf-value") == "400"
+    assert page.inner_text("#vitals-fields [data-field='heart_rate'] .vf-value") == "72"
+    page.wait_for_timeout(400)
+    assert t.shot("31-vitals-refused") < DARK_LUMA
+
+    # Put right: 172/96, SpO2 91 and sedation 3 are outside the clinic's ranges; the ⌫ key works.
+    type_on_pad(t, "systolic", "1725")
+    tap_on(t, "#vitals-pad [data-key='back']")
+    assert page.inner_text("#vitals-fields [data-field='systolic'] .vf-value") == "17"
+    tap_on(t, "#vitals-pad [data-key='2']")
+    assert page.is_hidden("#vitals-fields .fmsg[data-problem='bp']")
+    type_on_pad(t, "spo2", "91")
+    tap_on(t, "#vitals-obs [data-obs='sedation'][data-value='3']")
+    tap_on(t, "#vitals-obs [data-obs='nausea'][data-value='0']")
+    page.wait_for_timeout(300)
+    assert t.shot("32-vitals-entered") < DARK_LUMA
+    measured["vitals dialog"] = smallest(page)
+    assert small_targets(page)[0] == []
+    pad = boxes(page, "#vitals-pad button")
+    assert len(pad) == 12 and all(b["w"] >= 56 and b["h"] >= 56 for b in pad), pad
+    measured["number pad"] = (min(int(b["w"]) for b in pad), min(int(b["h"]) for b in pad))
+    tap_on(t, "#vitals-save")
+    page.wait_for_selector("#dlg-vitals", state="hidden")
+    s = t.state()["session"]
+    assert len(s["vitals"]) == 1
+    v = s["vitals"][0]
+    assert v["values"] == {"systolic": 172, "diastolic": 96, "heart_rate": 72, "spo2": 91, "sedation": 3, "nausea": 0}
+    assert sorted(v["flagged"]) == ["sedation", "spo2", "systolic"] and v["cue"] == "dosing/0"
+    assert [a["id"] for a in s["alerts"]] == [v["id"]]
+    assert "dosing/0" in [c["id"] for c in s["cues_acknowledged"]]
+
+    # Highlighted in calm amber, with the values, until acknowledged, also after a reload.
+    alert = f"#clinical .alert[data-alert='{v['id']}']"
+    page.wait_for_selector(alert)
+    values = page.eval_on_selector_all(f"{alert} .flag", "els => els.map(e => e.textContent)")
+    assert values == ["BP 172/96 mmHg", "SpO2 91 %", "Sedation 3"]
+    colour = page.eval_on_selector(f"{alert} .flag", "e => getComputedStyle(e).color")
+    background = page.eval_on_selector(alert, "e => getComputedStyle(e).backgroundColor")
+    assert colour == "rgb(213, 160, 90)", colour  # the page's amber accent, not a glaring red
+    assert background.startswith("rgba(213, 160, 90, 0.1"), background  # a faint tint, not a flood
+    flagged = page.eval_on_selector_all("#clinical .vitals-list .flag", "els => els.map(e => e.textContent)")
+    assert flagged == ["BP 172/96 mmHg", "SpO2 91 %", "Sedation 3"]
+    listed = page.inner_text("#clinical .vitals-list")
+    assert "HR 72 /min" in listed and "Nausea no" in listed
+    page.wait_for_timeout(1700)  # the highlight fades in
+    assert t.shot("33-highlighted-values") < DARK_LUMA
+    page.reload()
+    t.wait_live()
+    page.wait_for_selector(alert)
+    measured["alert"] = smallest(page, f"{alert} button")
+    assert small_targets(page)[0] == []
+    assert boxes(page, "#lightsup") == home, "Lights up moved with the highlighted values"
+
+    # Lights up keeps all of it at hand: the highlighted values, Dose given and Vitals.
+    cx, cy = t.centre("#lightsup")
+    t.swipe((cx, cy), (cx + 2, cy + 1), duration_ms=1300, steps=6, hold_ms=200)
+    page.wait_for_selector("#emergency:not([hidden])")
+    page.wait_for_selector(f"#em-clinical .alert[data-alert='{v['id']}']")
+    em_controls = "#em-clinical .clin-act button, #em-clinical .alert-ack, #em-clinical .cue-btns button"
+    measured["lights-up view"] = smallest(page, em_controls)
+    assert small_targets(page, em_controls)[0] == []
+    tap_on(t, "#em-clinical [data-act='vitals']")
+    page.wait_for_selector("#dlg-vitals[open]")
+    assert page.inner_text("#vitals-for") == "A check at any time."
+    t.shot("34-vitals-over-lights-up")
+    tap_on(t, "#vitals-cancel")
+    page.wait_for_selector("#dlg-vitals", state="hidden")
+    page.click("#lightsdown")
+    page.wait_for_selector("#emergency", state="hidden")
+
+    tap_on(t, f"{alert} .alert-ack")
+    page.wait_for_selector(alert, state="detached")
+    assert t.state()["session"]["alerts"] == []
+    assert page.locator("#clinical .vitals-list .flag").count() == 3, "the record still marks what was highlighted"
+
+    # The second check skipped: a reason is required, then recorded with it; the room returns.
+    until(page, "window.roomctl.state.session.check_active === true")
+    tap_on(t, f"{second} [data-act='skip']")
+    page.wait_for_selector("#dlg-skip[open]")
+    tap_on(t, "#skip-save")
+    until(page, "document.getElementById('skip-msg').textContent.includes('Say why')")
+    assert page.is_visible("#dlg-skip")
+    tap_on(t, "#skip-reasons [data-reason='Client asleep']")
+    page.wait_for_timeout(400)
+    assert t.shot("35-skip-check") < DARK_LUMA
+    measured["skip dialog"] = smallest(page)
+    assert small_targets(page)[0] == []
+    tap_on(t, "#skip-save")
+    page.wait_for_selector("#dlg-skip", state="hidden")
+    s = t.state()["session"]
+    skipped = next(c for c in s["cues_acknowledged"] if c["id"] == "dosing/1")
+    assert skipped["skipped"] is True and skipped["note"] == "Client asleep"
+    assert s["cues_due"] == [] and s["check_active"] is False
+    page.wait_for_selector("#clinical .check-line", state="hidden")
+    done = page.inner_text("#clinical .cues-done li[data-cue='dosing/1']")
+    assert "skipped at" in done and "Client asleep" in done
+
+    # Ending inside the observation time asks why, naming the time.
+    tap_on(t, "#btn-end")
+    page.wait_for_selector("#dlg-end[open]")
+    assert page.inner_text("#dlg-end-why-text") == \
+        f"Observation runs until {local_hhmm(page, until_at)}. Why end the session earlier?"
+    tap_on(t, "#dlg-end-yes")
+    until(page, "document.getElementById('dlg-end-msg').textContent.includes('reason')")
+    assert t.state()["session"]["ended"] is False
+    page.fill("#dlg-end-reason", "client stable, collected early")
+    tap_on(t, "#dlg-end-yes")
+    page.wait_for_selector("#idle:not([hidden])")
+    assert t.state()["session"]["ended"] is True
+    t.shot("36-ended-after-monitoring")
+
+    print(f"\n{t.size}: smallest new targets (w, h) px: {measured}")
+    t.assert_only_local()
+    t.assert_no_script_errors()

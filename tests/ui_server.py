@@ -85,6 +85,39 @@ phases:
 """
 
 
+# Monitoring on the tablet: two vitals checks due 1 s and 2 s in (one recorded, one skipped), the
+# clinic's ranges (systolic above 160 and SpO2 below 93 are highlighted), a scale and a yes/no
+# observation, the check look, and two hours of observation after the last dose.
+UI_MONITOR_PRESET = """\
+name: UI monitor
+description: A preset for the tablet's tests with doses, vitals checks and the clinic's ranges.
+monitoring:
+  observe_after_last_dose: 2h
+  check_look: {brightness: 40, color_temp: 2700K, music_volume: 20, transition: 1s}
+  observations:
+    - {id: sedation, label: "Sedation (0 none - 4 deep)", kind: scale, scale: [0, 4], flag_from: 3}
+    - {id: nausea, label: Nausea, kind: yes_no, flag_from: 1}
+  ranges:
+    systolic: {low: 90, high: 160}
+    spo2: {low: 93}
+phases:
+  - id: dosing
+    kind: dosing
+    title: Dosing
+    advance: manual
+    planned: 30m
+    lights: {brightness: 30, color_temp: 2400K, transition: 1s}
+    music: {playlist: dosing, volume: 35, fade_in: 2s}
+    cues:
+      - {at: 1s, text: Baseline vitals, check: vitals}
+      - {at: 2s, text: Blood pressure after the dose, check: vitals}
+  - id: journey
+    kind: journey
+    duration: 40m
+    lights: {brightness: 12, color_temp: 2200K, transition: 5s}
+    music: {playlist: journey, volume: 40, crossfade: 4s}
+"""
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -1,8 +1,9 @@
 // roomctl tablet: pairing, the live room state over the WebSocket, and the session screen.
-import { api, details, fmtClock, fmtSpan, h, onUnauthorized, toast } from "./util.js";
+import { api, details, fmtClock, fmtSpan, fmtTimeOfDay, h, onUnauthorized, toast } from "./util.js";
 import { kindWord, plainProblem, preflightLines } from "./words.js";
 import { makeSlider } from "./slider.js";
 import { clinicalView } from "./clinical.js";
+import * as monitor from "./monitor.js";
 import * as pastSessions from "./history.js";
 import * as presets from "./presets.js";
 import * as devices from "./devices.js";
@@ -259,8 +260,9 @@ document.addEventListener("visibilitychange", () => {
 
 // ── commands ─────────────────────────────────────────────────────────────────
 
-/** POST to the room; the answer is the new state, shown at once. */
-async function command(path, body) {
+/** POST to the room; the answer is the new state, shown at once. A `quiet` caller shows the
+ * refusal itself (at the field it names) instead of the toast. */
+async function command(path, body, { quiet = false } = {}) {
   try {
     const st = await api(`/api/rooms/${encodeURIComponent(app.room)}${path}`, { method: "POST", body });
     const state = st && st.state ? st.state : st;
@@ -270,7 +272,7 @@ async function command(path, body) {
     }
     return st;
   } catch (err) {
-    if (err.status !== 401) toast(err.message, true);
+    if (err.status !== 401 && !quiet) toast(err.message, true);
     throw err;
   }
 }
@@ -766,7 +768,7 @@ function wireStatic() {
     localStorage.setItem("roomctl.room", app.room);
     bulbs.forEach((el) => el.remove());
     bulbs.clear();
-    clinical = clinicalView($("clinical"), { onAck: ack });
+    clinical = clinicalView($("clinical"), { onAck: ack, ...monitor.handlers });
     app.preflightFor = null;
     app.undo = null;
     connect();
@@ -798,7 +800,11 @@ function wireStatic() {
   $("dlg-end-no").addEventListener("click", () => $("dlg-end").close());
   $("dlg-end-yes").addEventListener("click", async () => {
     const reason = $("dlg-end-reason").value.trim();
-    if (!$("dlg-end-why").hidden && !reason) { $("dlg-end-reason").focus(); return; }
+    if (!$("dlg-end-why").hidden && !reason) {
+      $("dlg-end-msg").textContent = "Give the reason first: it goes into the record.";
+      $("dlg-end-reason").focus();
+      return;
+    }
     $("dlg-end").close();
     app.undo = null;
     await quietly(command("/session/end", reason ? { reason } : undefined));
@@ -834,8 +840,14 @@ function wireStatic() {
     onclick: () => quietly(setLights(sw.color ? { color: sw.color, transition: 2 } : { color_temp: sw.color_temp, transition: 2 })),
   }, h("i", { style: { background: sw.color || sw.show } }))));
 
-  clinical = clinicalView($("clinical"), { onAck: ack });
-  emClinical = clinicalView($("em-clinical"), { onAck: ack });
+  clinical = clinicalView($("clinical"), { onAck: ack, ...monitor.handlers });
+  emClinical = clinicalView($("em-clinical"), { onAck: ack, ...monitor.handlers });
+  monitor.init({
+    command,
+    // The server's clock, counted on from the last state: a dose's time is the room's, not the tablet's.
+    now: () => (app.state ? app.state.t + (performance.now() - app.receivedAt) / 1000 : Date.now() / 1000),
+    session: () => (active(app.state) ? app.state.session : null),
+  });
 
   $("night-btn").addEventListener("click", () => setNight(!document.documentElement.classList.contains("night")));
   $("night-btn").setAttribute("aria-pressed", document.documentElement.classList.contains("night") ? "true" : "false");
@@ -865,12 +877,12 @@ function openEnd(finishing) {
     : "The lights and music stop following the preset. The record is kept; the lights and music can still be set afterwards.";
   // Inside the preset's observation time an early end needs a reason, for the record.
   const until = app.state?.session?.observe_until;
-  const early = !!until && until > app.state.t;
+  const early = !!until && until > app.state.t + (performance.now() - app.receivedAt) / 1000;
   $("dlg-end-why").hidden = !early;
   $("dlg-end-reason").value = "";
+  $("dlg-end-msg").textContent = "";
   if (early) {
-    const at = new Date(until * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    $("dlg-end-why-text").textContent = `Observation runs until ${at}. Why end the session earlier?`;
+    $("dlg-end-why-text").textContent = `Observation runs until ${fmtTimeOfDay(until)}. Why end the session earlier?`;
   }
   $("dlg-end").showModal();
 }

@@ -83,6 +83,12 @@ export function fmtClock(seconds) {
   return hh ? `${hh}:${pad(mm)}:${pad(ss)}` : `${mm}:${pad(ss)}`;
 }
 
+/** Epoch seconds -> the tablet's local time of day, "14:05" (as on a monitoring form). */
+export function fmtTimeOfDay(epoch) {
+  const d = new Date(epoch * 1000);
+  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+}
+
 /** Seconds -> "1 h 30 min", "15 min", "45 s": for totals and plans. */
 export function fmtSpan(seconds) {
   if (seconds === null || seconds === undefined) return "—";

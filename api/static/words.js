@@ -75,3 +75,59 @@ export function preflightLines(p) {
   }
   return lines;
 }
+
+// ── vitals ───────────────────────────────────────────────────────────────────
+
+/** The measured vitals: the API's field, a clinician's name for it, its unit, the short form in a list. */
+export const VITALS = [
+  { id: "systolic", label: "BP systolic", long: "Blood pressure (systolic)", unit: "mmHg" },
+  { id: "diastolic", label: "BP diastolic", long: "Blood pressure (diastolic)", unit: "mmHg" },
+  { id: "heart_rate", label: "Heart rate", long: "Heart rate", unit: "/min" },
+  { id: "spo2", label: "SpO2", long: "SpO2", unit: "%" },
+];
+
+/** A refused value's place, as the API names it ("vitals.systolic", "observations.sedation"), in words. */
+export function vitalsFieldWord(field, observations = []) {
+  const key = String(field || "").replace(/^vitals\./, "");
+  const known = VITALS.find((v) => v.id === key);
+  if (known) return known.long;
+  const obs = /^observations\.(\w+)$/.exec(key);
+  if (obs) return (observations.find((o) => o.id === obs[1]) || {}).label || obs[1].replace(/_/g, " ");
+  if (key === "note") return "Note";
+  return "";
+}
+
+/**
+ * One vitals record as short parts for a line: "BP 172/96 mmHg", "HR 72 /min", "SpO2 91 %",
+ * "Sedation 3", "Nausea yes"; each {text, flagged}. `only` keeps just the highlighted ones.
+ */
+export function vitalsParts(v, observations = [], { only = false } = {}) {
+  const vals = v.values || {};
+  const flagged = new Set(v.flagged || []);
+  const parts = [];
+  if (vals.systolic !== undefined || vals.diastolic !== undefined) {
+    const f = flagged.has("systolic") || flagged.has("diastolic");
+    parts.push({ text: `BP ${vals.systolic ?? "—"}/${vals.diastolic ?? "—"} mmHg`, flagged: f });
+  }
+  if (vals.heart_rate !== undefined) parts.push({ text: `HR ${vals.heart_rate} /min`, flagged: flagged.has("heart_rate") });
+  if (vals.spo2 !== undefined) parts.push({ text: `SpO2 ${vals.spo2} %`, flagged: flagged.has("spo2") });
+  for (const [id, value] of Object.entries(vals)) {
+    if (VITALS.some((x) => x.id === id)) continue;
+    const o = observations.find((x) => x.id === id);
+    const label = o ? shortLabel(o.label) : id.replace(/_/g, " ");
+    const shown = o && o.kind === "yes_no" ? (value ? "yes" : "no") : String(value);
+    parts.push({ text: `${label} ${shown}`, flagged: flagged.has(id) });
+  }
+  return only ? parts.filter((p) => p.flagged) : parts;
+}
+
+/** "Sedation (0 none - 5 unresponsive)" -> "Sedation": the explanation stays in the dialog. */
+export function shortLabel(label) {
+  return String(label).replace(/\s*\(.*\)\s*$/, "") || String(label);
+}
+
+/** Reasons a vitals check is skipped, offered as taps (a reason can also be typed). */
+export const SKIP_REASONS = ["Client asleep", "Client declined", "Measured on the ward monitor", "Not needed now"];
+
+/** Routes a dose is given by, offered as taps. */
+export const ROUTES = ["Nasal", "Sublingual", "IM", "IV", "Oral"];
