@@ -20,6 +20,7 @@ from api.app import create_app
 from api.deps import Engine
 from roomctl.cli.serve import uvicorn_config
 from roomctl.config import Config, parse_config
+from roomctl.store import SessionStore
 from roomctl.tls import ServerTLS, local_tls
 
 PIN = "246810"
@@ -118,3 +119,15 @@ def running_app(config: Config, *, tls: bool = False, **app_kwargs: Any) -> Iter
         thread.join(timeout=15)
     if thread.is_alive():
         raise RuntimeError("the service did not stop within 15 s")
+
+
+@contextmanager
+def running_demo_with_record(data: Path) -> Iterator[Running]:
+    """The demo room (`demo_test_config`) under uvicorn, with its session record in
+    ``data``/sessions.db, closed after the app."""
+    store = SessionStore.open(data / "sessions.db")
+    try:
+        with running_app(demo_test_config(data), store=store) as srv:
+            yield srv
+    finally:
+        store.close()

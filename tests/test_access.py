@@ -28,7 +28,7 @@ from websockets.typing import Origin
 
 from roomctl.cli.serve import CertificateRenewal
 from roomctl.tls import fingerprint
-from testkit.servers import LOOPBACK_NAMES, PIN, Running, demo_test_config, running_app
+from testkit.servers import LOOPBACK_NAMES, PIN, Running, demo_test_config, running_app, running_demo_with_record
 
 QUICK = {
     "name": "Quick",
@@ -294,37 +294,31 @@ def test_a_global_budget_stops_guessing_from_many_addresses(server: Running) -> 
 
 
 def test_a_therapist_cannot_purge_delete_or_revoke_others(tmp_path: Path) -> None:
-    from roomctl.store import SessionStore
-
-    store = SessionStore.open(tmp_path / "data" / "sessions.db")
-    try:
-        with running_app(demo_test_config(tmp_path / "data"), store=store) as srv:
-            admin, therapist = srv.pair(), srv.pair()
-            with srv.client(admin) as a, srv.client(therapist) as t:
-                _start(t)  # a therapist runs sessions and writes the clinic's presets
-                assert t.post("/api/rooms/room-1/session/end", json={}).status_code == 200
-                sessions = t.get("/api/sessions").json()
-                assert len(sessions) == 1
-                r = t.post("/api/sessions/purge", json={"older_than_days": 1})
-                assert r.status_code == 403 and "admin" in r.json()["detail"]
-                assert t.delete(f"/api/sessions/{sessions[0]['id']}").status_code == 403
-                assert len(t.get("/api/sessions").json()) == 1  # nothing was deleted
-                devices = {d["role"]: d for d in t.get("/api/devices").json()}
-                assert t.delete(f"/api/devices/{devices['admin']['id']}").status_code == 403
-                r = t.patch(f"/api/devices/{devices['therapist']['id']}", json={"role": "admin"})
-                assert r.status_code == 403
-                r = t.patch(f"/api/devices/{devices['therapist']['id']}", json={"name": "Room 1\niPad  "})
-                assert r.status_code == 200 and r.json()["name"] == "Room 1 iPad"  # its own name
-                assert a.post("/api/sessions/purge", json={"older_than_days": 1e-9}).status_code == 422
-                assert a.post("/api/sessions/purge", json={"older_than_days": 1}).json() == {"deleted": 0}
-                assert a.delete(f"/api/sessions/{sessions[0]['id']}").status_code == 204
-                # the only admin stays one; another can be made
-                r = a.patch(f"/api/devices/{devices['admin']['id']}", json={"role": "therapist"})
-                assert r.status_code == 409 and "only admin" in r.json()["detail"]
-                assert a.patch(f"/api/devices/{devices['therapist']['id']}", json={"role": "admin"}).status_code == 200
-                assert t.post("/api/sessions/purge", json={"older_than_days": 1}).status_code == 200
-    finally:
-        store.close()
+    with running_demo_with_record(tmp_path / "data") as srv:
+        admin, therapist = srv.pair(), srv.pair()
+        with srv.client(admin) as a, srv.client(therapist) as t:
+            _start(t)  # a therapist runs sessions and writes the clinic's presets
+            assert t.post("/api/rooms/room-1/session/end", json={}).status_code == 200
+            sessions = t.get("/api/sessions").json()
+            assert len(sessions) == 1
+            r = t.post("/api/sessions/purge", json={"older_than_days": 1})
+            assert r.status_code == 403 and "admin" in r.json()["detail"]
+            assert t.delete(f"/api/sessions/{sessions[0]['id']}").status_code == 403
+            assert len(t.get("/api/sessions").json()) == 1  # nothing was deleted
+            devices = {d["role"]: d for d in t.get("/api/devices").json()}
+            assert t.delete(f"/api/devices/{devices['admin']['id']}").status_code == 403
+            r = t.patch(f"/api/devices/{devices['therapist']['id']}", json={"role": "admin"})
+            assert r.status_code == 403
+            r = t.patch(f"/api/devices/{devices['therapist']['id']}", json={"name": "Room 1\niPad  "})
+            assert r.status_code == 200 and r.json()["name"] == "Room 1 iPad"  # its own name
+            assert a.post("/api/sessions/purge", json={"older_than_days": 1e-9}).status_code == 422
+            assert a.post("/api/sessions/purge", json={"older_than_days": 1}).json() == {"deleted": 0}
+            assert a.delete(f"/api/sessions/{sessions[0]['id']}").status_code == 204
+            # the only admin stays one; another can be made
+            r = a.patch(f"/api/devices/{devices['admin']['id']}", json={"role": "therapist"})
+            assert r.status_code == 409 and "only admin" in r.json()["detail"]
+            assert a.patch(f"/api/devices/{devices['therapist']['id']}", json={"role": "admin"}).status_code == 200
+            assert t.post("/api/sessions/purge", json={"older_than_days": 1}).status_code == 200
 
 
 def test_the_admin_pin_makes_admins_and_the_pin_therapists(tmp_path: Path) -> None:

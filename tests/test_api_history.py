@@ -11,18 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from roomctl.store import SessionStore
-from testkit.servers import Running, demo_test_config, running_app
+from testkit.servers import Running, running_demo_with_record
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Running]:
-    store = SessionStore.open(tmp_path / "data" / "sessions.db")
-    try:
-        with running_app(demo_test_config(tmp_path / "data"), store=store) as srv:
-            yield srv
-    finally:
-        store.close()
+    with running_demo_with_record(tmp_path / "data") as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -11,21 +11,16 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from roomctl.store import SessionStore
 from testkit.browser import CHROMIUM, CHROMIUM_ARGS
-from testkit.servers import PIN, Running, demo_test_config, running_app
+from testkit.servers import PIN, Running, running_demo_with_record
 
 ROOM = "/api/rooms/room-1"
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Running]:
-    store = SessionStore.open(tmp_path / "data" / "sessions.db")
-    try:
-        with running_app(demo_test_config(tmp_path / "data"), store=store) as srv:
-            yield srv
-    finally:
-        store.close()
+    with running_demo_with_record(tmp_path / "data") as srv:
+        yield srv
 
 
 def paired(server: Running, name: str) -> httpx.Client:
